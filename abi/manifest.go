@@ -1,0 +1,169 @@
+package abi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+)
+
+// EnvManifest is the environment variable that carries the JSON manifest.
+const EnvManifest = "MOTE_MANIFEST"
+
+// Version is the manifest format this package writes and accepts.
+const Version = 1
+
+// Targets a manifest may name.
+const (
+	TargetUnix = "unix"
+	TargetHVT  = "hvt"
+	TargetSPT  = "spt"
+)
+
+// Manifest lists the devices a guest was started with.
+type Manifest struct {
+	Version int     `json:"version"`
+	Target  string  `json:"target"`
+	Net     []NIC   `json:"net,omitempty"`
+	Block   []Block `json:"block,omitempty"`
+}
+
+// NIC is a network interface. On hvt and spt it is the descriptor FD whose
+// reads and writes are whole Ethernet frames; on unix the host's own network
+// is used and FD is absent.
+type NIC struct {
+	Name string `json:"name"`
+	FD   int    `json:"fd"`
+	MAC  string `json:"mac"`
+	MTU  int    `json:"mtu"`
+	// Addr is the interface's IPv4 address with prefix ("10.0.2.15/24");
+	// empty means configure by DHCP.
+	Addr    string   `json:"addr,omitempty"`
+	Gateway string   `json:"gateway,omitempty"`
+	DNS     []string `json:"dns,omitempty"`
+}
+
+// Block is a block device: the descriptor FD (hvt, spt) or the host file
+// Path (unix), addressed in whole sectors.
+type Block struct {
+	Name       string `json:"name"`
+	FD         int    `json:"fd,omitempty"`
+	Path       string `json:"path,omitempty"`
+	SectorSize int    `json:"sector_size"`
+	Sectors    int64  `json:"sectors"`
+	ReadOnly   bool   `json:"read_only,omitempty"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// ValidName reports whether s may name a device: a lower-case letter, then
+// up to 31 lower-case letters, digits, '-' or '_'.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// Parse decodes and validates a manifest.
+func Parse(data []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("abi: manifest: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Encode returns the manifest as the compact JSON a tender places in the
+// guest's environment.
+func (m *Manifest) Encode() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+// Validate checks every field a guest relies on: the version, the target,
+// unique well-formed names, distinct descriptors above stderr, sane sizes.
+func (m *Manifest) Validate() error {
+	if m.Version != Version {
+		return fmt.Errorf("abi: manifest version %d, want %d", m.Version, Version)
+	}
+	switch m.Target {
+	case TargetUnix, TargetHVT, TargetSPT:
+	default:
+		return fmt.Errorf("abi: manifest: unknown target %q", m.Target)
+	}
+	names := map[string]bool{}
+	fds := map[int]string{}
+	checkName := func(kind, name string) error {
+		if !ValidName(name) {
+			return fmt.Errorf("abi: manifest: %s device name %q is not valid", kind, name)
+		}
+		if names[name] {
+			return fmt.Errorf("abi: manifest: device name %q used twice", name)
+		}
+		names[name] = true
+		return nil
+	}
+	checkFD := func(name string, fd int) error {
+		if m.Target == TargetUnix {
+			return nil
+		}
+		if fd <= 2 {
+			return fmt.Errorf("abi: manifest: device %q: descriptor %d is not above stderr", name, fd)
+		}
+		if other, ok := fds[fd]; ok {
+			return fmt.Errorf("abi: manifest: devices %q and %q share descriptor %d", other, name, fd)
+		}
+		fds[fd] = name
+		return nil
+	}
+	for _, n := range m.Net {
+		if err := checkName("network", n.Name); err != nil {
+			return err
+		}
+		if m.Target == TargetUnix {
+			continue
+		}
+		if err := checkFD(n.Name, n.FD); err != nil {
+			return err
+		}
+		if hw, err := net.ParseMAC(n.MAC); err != nil || len(hw) != 6 {
+			return fmt.Errorf("abi: manifest: nic %q: bad MAC %q", n.Name, n.MAC)
+		}
+		if n.MTU < 576 || n.MTU > 65535 {
+			return fmt.Errorf("abi: manifest: nic %q: MTU %d out of range [576, 65535]", n.Name, n.MTU)
+		}
+		if n.Addr != "" {
+			if ip, _, err := net.ParseCIDR(n.Addr); err != nil || ip.To4() == nil {
+				return fmt.Errorf("abi: manifest: nic %q: bad IPv4 address %q", n.Name, n.Addr)
+			}
+		}
+		if n.Gateway != "" && net.ParseIP(n.Gateway) == nil {
+			return fmt.Errorf("abi: manifest: nic %q: bad gateway %q", n.Name, n.Gateway)
+		}
+		for _, d := range n.DNS {
+			if net.ParseIP(d) == nil {
+				return fmt.Errorf("abi: manifest: nic %q: bad DNS server %q", n.Name, d)
+			}
+		}
+	}
+	for _, b := range m.Block {
+		if err := checkName("block", b.Name); err != nil {
+			return err
+		}
+		if m.Target == TargetUnix {
+			if b.Path == "" {
+				return fmt.Errorf("abi: manifest: block %q: no host path", b.Name)
+			}
+		} else if err := checkFD(b.Name, b.FD); err != nil {
+			return err
+		}
+		if b.SectorSize < 512 || b.SectorSize > 65536 || b.SectorSize&(b.SectorSize-1) != 0 {
+			return fmt.Errorf("abi: manifest: block %q: sector size %d is not a power of two in [512, 65536]", b.Name, b.SectorSize)
+		}
+		if b.Sectors < 0 || b.Sectors > (1<<62)/int64(b.SectorSize) {
+			return fmt.Errorf("abi: manifest: block %q: %d sectors out of range", b.Name, b.Sectors)
+		}
+	}
+	return nil
+}
