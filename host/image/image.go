@@ -1,0 +1,263 @@
+package image
+
+import (
+	"bytes"
+	"debug/buildinfo"
+	"debug/elf"
+	"debug/gosym"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// UserTop is the end of the guest's user address space (47 bits).
+const UserTop = 1 << 47
+
+// maxFileSize bounds the images a tender will read (they are read whole).
+const maxFileSize = 1 << 30
+
+// Segment is one PT_LOAD segment.
+type Segment struct {
+	Vaddr  uint64
+	Memsz  uint64
+	Data   []byte // the file-backed part (len = p_filesz); the rest is zero
+	Read   bool
+	Write  bool
+	Exec   bool
+	Offset uint64
+}
+
+// Image is a validated unikernel image.
+type Image struct {
+	Path      string
+	Size      int64
+	Entry     uint64
+	Segments  []Segment
+	GoVersion string
+	Settings  map[string]string // build settings: GOAMD64, CGO_ENABLED, ...
+
+	data  []byte
+	table *gosym.Table
+	text  uint64
+}
+
+// Error is a refusal of an image, naming the file and the reason.
+type Error struct {
+	Path   string
+	Reason string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("image %s: %s", e.Path, e.Reason) }
+
+func refuse(path, format string, args ...any) error {
+	return &Error{Path: path, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Open reads and validates the image at path.
+func Open(path string) (*Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, refuse(path, "not a regular file")
+	}
+	if st.Size() > maxFileSize {
+		return nil, refuse(path, "%d bytes is larger than the %d-byte limit", st.Size(), maxFileSize)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates an image held in memory; path is used in messages.
+func Parse(path string, data []byte) (*Image, error) {
+	if len(data) < 4 || !bytes.Equal(data[:4], []byte(elf.ELFMAG)) {
+		return nil, refuse(path, "not an ELF file")
+	}
+	if len(data) < 64 {
+		return nil, refuse(path, "truncated ELF header (%d bytes)", len(data))
+	}
+	if elf.Class(data[elf.EI_CLASS]) != elf.ELFCLASS64 {
+		return nil, refuse(path, "%v ELF, want a 64-bit linux/amd64 executable", elf.Class(data[elf.EI_CLASS]))
+	}
+	ef, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, refuse(path, "malformed ELF: %v", err)
+	}
+	if ef.Machine != elf.EM_X86_64 {
+		return nil, refuse(path, "built for %v, want x86-64 (GOARCH=amd64)", ef.Machine)
+	}
+	if ef.ByteOrder.String() != "LittleEndian" {
+		return nil, refuse(path, "big-endian ELF")
+	}
+	switch ef.Type {
+	case elf.ET_EXEC:
+	case elf.ET_DYN:
+		return nil, refuse(path, "position-independent or shared object (ELF type %v): build a static executable (CGO_ENABLED=0, no -buildmode=pie)", ef.Type)
+	default:
+		return nil, refuse(path, "ELF type %v is not an executable", ef.Type)
+	}
+	img := &Image{Path: path, Size: int64(len(data)), Entry: ef.Entry, data: data}
+	for _, p := range ef.Progs {
+		switch p.Type {
+		case elf.PT_INTERP:
+			return nil, refuse(path, "dynamically linked (has an interpreter): build with CGO_ENABLED=0")
+		case elf.PT_DYNAMIC:
+			return nil, refuse(path, "dynamically linked (has a PT_DYNAMIC segment): build with CGO_ENABLED=0")
+		case elf.PT_LOAD:
+			s, err := segment(path, data, p)
+			if err != nil {
+				return nil, err
+			}
+			img.Segments = append(img.Segments, s)
+		}
+	}
+	if len(img.Segments) == 0 {
+		return nil, refuse(path, "no loadable segments")
+	}
+	sort.Slice(img.Segments, func(i, j int) bool { return img.Segments[i].Vaddr < img.Segments[j].Vaddr })
+	for i := 1; i < len(img.Segments); i++ {
+		a, b := img.Segments[i-1], img.Segments[i]
+		if pageUp(a.Vaddr+a.Memsz) > pageDown(b.Vaddr) {
+			return nil, refuse(path, "segments at %#x and %#x overlap", a.Vaddr, b.Vaddr)
+		}
+	}
+	if !img.inExec(img.Entry) {
+		return nil, refuse(path, "entry point %#x is not in an executable segment", img.Entry)
+	}
+	bi, err := buildinfo.Read(bytes.NewReader(data))
+	if err != nil {
+		return nil, refuse(path, "not a Go program (no Go build information: %v)", err)
+	}
+	img.GoVersion = bi.GoVersion
+	img.Settings = map[string]string{}
+	for _, s := range bi.Settings {
+		img.Settings[s.Key] = s.Value
+	}
+	if v := img.Settings["GOOS"]; v != "" && v != "linux" {
+		return nil, refuse(path, "built for GOOS=%s, want linux", v)
+	}
+	if v := img.Settings["CGO_ENABLED"]; v == "1" {
+		return nil, refuse(path, "built with cgo: build with CGO_ENABLED=0")
+	}
+	if err := img.loadSymbols(ef); err != nil {
+		return nil, refuse(path, "%v", err)
+	}
+	return img, nil
+}
+
+func segment(path string, data []byte, p *elf.Prog) (Segment, error) {
+	if p.Filesz > p.Memsz {
+		return Segment{}, refuse(path, "segment at %#x: file size %d exceeds memory size %d", p.Vaddr, p.Filesz, p.Memsz)
+	}
+	if p.Off > uint64(len(data)) || p.Filesz > uint64(len(data))-p.Off {
+		return Segment{}, refuse(path, "truncated: segment at %#x wants file bytes [%#x, %#x) of %d", p.Vaddr, p.Off, p.Off+p.Filesz, len(data))
+	}
+	end := p.Vaddr + p.Memsz
+	if p.Vaddr < 1<<16 || end < p.Vaddr || end > UserTop-(1<<32) {
+		return Segment{}, refuse(path, "segment [%#x, %#x) is outside the guest's address space", p.Vaddr, end)
+	}
+	if p.Vaddr%4096 != p.Off%4096 {
+		return Segment{}, refuse(path, "segment at %#x is not page-congruent with its file offset %#x", p.Vaddr, p.Off)
+	}
+	return Segment{
+		Vaddr:  p.Vaddr,
+		Memsz:  p.Memsz,
+		Data:   data[p.Off : p.Off+p.Filesz],
+		Read:   p.Flags&elf.PF_R != 0,
+		Write:  p.Flags&elf.PF_W != 0,
+		Exec:   p.Flags&elf.PF_X != 0,
+		Offset: p.Off,
+	}, nil
+}
+
+func (img *Image) inExec(addr uint64) bool {
+	for _, s := range img.Segments {
+		if s.Exec && addr >= s.Vaddr && addr < s.Vaddr+s.Memsz {
+			return true
+		}
+	}
+	return false
+}
+
+func (img *Image) loadSymbols(ef *elf.File) error {
+	pcln := ef.Section(".gopclntab")
+	text := ef.Section(".text")
+	if pcln == nil || text == nil {
+		return errors.New("not a Go program (no .gopclntab or .text section)")
+	}
+	tab, err := pcln.Data()
+	if err != nil {
+		return fmt.Errorf("reading .gopclntab: %v", err)
+	}
+	t, err := gosym.NewTable(nil, gosym.NewLineTable(tab, text.Addr))
+	if err != nil {
+		return fmt.Errorf("malformed .gopclntab: %v", err)
+	}
+	img.table = t
+	img.text = text.Addr
+	return nil
+}
+
+// Frame is one symbolized program counter.
+type Frame struct {
+	PC       uint64
+	Function string
+	File     string
+	Line     int
+}
+
+func (f Frame) String() string {
+	if f.Function == "" {
+		return fmt.Sprintf("%#x ?", f.PC)
+	}
+	return fmt.Sprintf("%s\n\t%s:%d pc=%#x", f.Function, f.File, f.Line, f.PC)
+}
+
+// Symbolize names the function, file and line of pc.
+func (img *Image) Symbolize(pc uint64) Frame {
+	fr := Frame{PC: pc}
+	if img.table == nil {
+		return fr
+	}
+	file, line, fn := img.table.PCToLine(pc)
+	if fn != nil {
+		fr.Function, fr.File, fr.Line = fn.Name, file, line
+	}
+	return fr
+}
+
+// Symbol returns the address of the named function, or 0.
+func (img *Image) Symbol(name string) uint64 {
+	if img.table == nil {
+		return 0
+	}
+	if f := img.table.LookupFunc(name); f != nil {
+		return f.Entry
+	}
+	return 0
+}
+
+// Describe is a one-line summary for reports and `mote inspect`.
+func (img *Image) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s, %d bytes, entry %#x, %d segments", img.Path, img.GoVersion, img.Size, img.Entry, len(img.Segments))
+	if v := img.Settings["GOAMD64"]; v != "" {
+		fmt.Fprintf(&b, ", GOAMD64=%s", v)
+	}
+	return b.String()
+}
+
+func pageUp(v uint64) uint64   { return (v + 4095) &^ 4095 }
+func pageDown(v uint64) uint64 { return v &^ 4095 }
