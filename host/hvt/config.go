@@ -1,10 +1,6 @@
 package hvt
 
-import (
-	"context"
-	"errors"
-	"io"
-)
+import "io"
 
 // Config describes one guest run.
 type Config struct {
@@ -17,11 +13,4 @@ type Config struct {
 
 	Stdout, Stderr io.Writer // guest fds 1 and 2 (nil: discarded)
 	Stats          io.Writer // if set, per-syscall exit counts and times at exit
-}
-
-// Run boots cfg.Image and returns the guest's exit status. A non-nil error
-// means the tender stopped the guest (bad image, fault, out of memory); it
-// carries a non-zero status of its own via ExitCode.
-func Run(ctx context.Context, cfg Config) (int, error) {
-	return 1, errors.New("hvt: not implemented yet")
 }

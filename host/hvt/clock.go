@@ -1,0 +1,90 @@
+package hvt
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/host/hvt/vdso"
+)
+
+// The guest clock. The guest reads the TSC itself (RDTSC runs at CPL3
+// without an exit and KVM leaves the guest TSC equal to the host's), and
+// the vDSO turns ticks into nanoseconds with the scale and bases published
+// here. CLOCK_MONOTONIC is based once and never moves backwards;
+// CLOCK_REALTIME is re-based every few seconds to follow the host's clock.
+
+func rdtsc() uint64
+
+// realtimeRefresh is how often CLOCK_REALTIME's base follows the host.
+const realtimeRefresh = 5 * time.Second
+
+func (m *machine) timeWord(off uint64) *uint64 {
+	return (*uint64)(unsafe.Pointer(&m.mem.host[m.timePA+off]))
+}
+
+// startClock publishes the first bases and starts the realtime refresh.
+func (m *machine) startClock(c *vcpu) {
+	khz, err := c.k.TSCKHz()
+	if err != nil || khz == 0 {
+		khz = hostTSCKHz()
+	}
+	// mult = 2^32 * 1e6 / kHz: nanoseconds per tick in 32.32 fixed point.
+	hi, lo := bits.Mul64(1e6, 1<<32)
+	mult, _ := bits.Div64(hi, lo, khz)
+	tsc, mono, real := sampleClocks()
+	seq := (*uint32)(unsafe.Pointer(&m.mem.host[m.timePA+vdso.DataSeq]))
+	atomic.StoreUint32(seq, 1)
+	atomic.StoreUint64(m.timeWord(vdso.DataTSCBase), tsc)
+	atomic.StoreUint64(m.timeWord(vdso.DataMult), mult)
+	atomic.StoreUint64(m.timeWord(vdso.DataMonoBase), mono)
+	atomic.StoreUint64(m.timeWord(vdso.DataRealBase), real)
+	atomic.StoreUint32(seq, 2)
+	go func() {
+		tick := time.NewTicker(realtimeRefresh)
+		defer tick.Stop()
+		for {
+			select {
+			case <-m.done:
+				return
+			case <-tick.C:
+				tsc, _, real := sampleClocks()
+				delta := tsc - atomic.LoadUint64(m.timeWord(vdso.DataTSCBase))
+				hi, lo := bits.Mul64(delta, mult)
+				elapsed := hi<<32 | lo>>32
+				atomic.StoreUint32(seq, atomic.LoadUint32(seq)+1)
+				atomic.StoreUint64(m.timeWord(vdso.DataRealBase), real-elapsed)
+				atomic.StoreUint32(seq, atomic.LoadUint32(seq)+1)
+			}
+		}
+	}()
+}
+
+// sampleClocks reads the TSC between two CLOCK_MONOTONIC reads, keeping
+// the tightest of a few tries.
+func sampleClocks() (tsc, mono, real uint64) {
+	best := uint64(1 << 63)
+	for i := 0; i < 5; i++ {
+		var a, b, r unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &a)
+		t := rdtsc()
+		unix.ClockGettime(unix.CLOCK_REALTIME, &r)
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &b)
+		if d := uint64(b.Nano() - a.Nano()); d < best {
+			best = d
+			tsc, mono, real = t, uint64(a.Nano()), uint64(r.Nano())
+		}
+	}
+	return
+}
+
+// hostTSCKHz measures the TSC against CLOCK_MONOTONIC when KVM cannot say.
+func hostTSCKHz() uint64 {
+	t0, m0, _ := sampleClocks()
+	time.Sleep(20 * time.Millisecond)
+	t1, m1, _ := sampleClocks()
+	return (t1 - t0) * 1e6 / (m1 - m0)
+}

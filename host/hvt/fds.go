@@ -1,0 +1,329 @@
+package hvt
+
+import (
+	"io"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The guest's descriptor table. Descriptors exist only as the tender
+// creates them: standard input (always at end of file), the console
+// (standard output and error), and the eventfds and epoll instances the Go
+// runtime's netpoller asks for. Eventfds and epoll instances are real host
+// objects owned by the tender, so readiness and blocking are the host
+// kernel's; the guest only ever sees its own numbers.
+
+const maxFDs = 1024
+
+type fileKind int
+
+const (
+	fileNull fileKind = iota
+	fileConsole
+	fileEventfd
+	fileEpoll
+)
+
+type file struct {
+	kind     fileKind
+	host     int // host descriptor, or -1
+	w        io.Writer
+	nonblock bool
+	cloexec  bool
+	readable bool
+	writable bool
+}
+
+type fdTable struct {
+	m     *machine
+	mu    sync.Mutex
+	files map[int]*file
+}
+
+func newFDTable(m *machine) *fdTable {
+	return &fdTable{m: m, files: map[int]*file{
+		0: {kind: fileNull, host: -1, readable: true},
+		1: {kind: fileConsole, host: -1, w: m.stdout, writable: true},
+		2: {kind: fileConsole, host: -1, w: m.stderr, writable: true},
+	}}
+}
+
+func (ft *fdTable) get(fd uint64) *file {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if fd > maxFDs {
+		return nil
+	}
+	return ft.files[int(fd)]
+}
+
+// add installs f at the lowest free descriptor.
+func (ft *fdTable) add(f *file) int64 {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	for fd := 0; fd < maxFDs; fd++ {
+		if ft.files[fd] == nil {
+			ft.files[fd] = f
+			return int64(fd)
+		}
+	}
+	if f.host >= 0 {
+		unix.Close(f.host)
+	}
+	return -int64(unix.EMFILE)
+}
+
+func (ft *fdTable) closeAll() {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	for fd, f := range ft.files {
+		if f.host >= 0 {
+			unix.Close(f.host)
+		}
+		delete(ft.files, fd)
+	}
+}
+
+// maxIO bounds one read or write, as Linux bounds them to 2 GiB.
+const maxIO = 1 << 20
+
+func sysRead(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.get(a.a[0])
+	if f == nil || !f.readable {
+		return -int64(unix.EBADF)
+	}
+	n := min(a.a[2], maxIO)
+	switch f.kind {
+	case fileNull:
+		return 0
+	case fileEventfd:
+		if n < 8 {
+			return -int64(unix.EINVAL)
+		}
+		var b [8]byte
+		for {
+			_, err := unix.Read(f.host, b[:])
+			if err == unix.EAGAIN && !f.nonblock {
+				if t.pollWait(f.host, unix.POLLIN, -1) {
+					return -int64(unix.EINTR)
+				}
+				continue
+			}
+			if err != nil {
+				return errno(err)
+			}
+			break
+		}
+		if err := t.m.mem.copyOut(a.a[1], b[:]); err != nil {
+			return errno(err)
+		}
+		return 8
+	}
+	return -int64(unix.EINVAL)
+}
+
+func sysWrite(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.get(a.a[0])
+	if f == nil || !f.writable {
+		return -int64(unix.EBADF)
+	}
+	n := min(a.a[2], maxIO)
+	buf := make([]byte, n)
+	if err := t.m.mem.copyIn(a.a[1], buf); err != nil {
+		return errno(err)
+	}
+	switch f.kind {
+	case fileConsole:
+		if _, err := f.w.Write(buf); err != nil {
+			return -int64(unix.EIO)
+		}
+		return int64(n)
+	case fileEventfd:
+		if n < 8 {
+			return -int64(unix.EINVAL)
+		}
+		if _, err := unix.Write(f.host, buf[:8]); err != nil {
+			return errno(err)
+		}
+		return 8
+	}
+	return -int64(unix.EINVAL)
+}
+
+func sysClose(t *thread, a *sysArgs) int64 {
+	ft := t.m.fds
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	f := ft.files[int(a.a[0])]
+	if a.a[0] > maxFDs || f == nil {
+		return -int64(unix.EBADF)
+	}
+	delete(ft.files, int(a.a[0]))
+	if f.host >= 0 {
+		unix.Close(f.host)
+	}
+	return 0
+}
+
+func sysFcntl(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.get(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	ft := t.m.fds
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	switch a.a[1] {
+	case unix.F_GETFD:
+		if f.cloexec {
+			return unix.FD_CLOEXEC
+		}
+		return 0
+	case unix.F_SETFD:
+		f.cloexec = a.a[2]&unix.FD_CLOEXEC != 0
+		return 0
+	case unix.F_GETFL:
+		fl := int64(unix.O_RDWR)
+		switch {
+		case f.readable && !f.writable:
+			fl = unix.O_RDONLY
+		case f.writable && !f.readable:
+			fl = unix.O_WRONLY
+		}
+		if f.nonblock {
+			fl |= unix.O_NONBLOCK
+		}
+		return fl
+	case unix.F_SETFL:
+		f.nonblock = a.a[2]&unix.O_NONBLOCK != 0
+		return 0
+	}
+	return -int64(unix.EINVAL)
+}
+
+func sysEventfd2(t *thread, a *sysArgs) int64 {
+	flags := int(a.a[1])
+	if flags&^(unix.EFD_CLOEXEC|unix.EFD_NONBLOCK|unix.EFD_SEMAPHORE) != 0 {
+		return -int64(unix.EINVAL)
+	}
+	h, err := unix.Eventfd(uint(uint32(a.a[0])), flags&unix.EFD_SEMAPHORE|unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return errno(err)
+	}
+	return t.m.fds.add(&file{kind: fileEventfd, host: h, nonblock: flags&unix.EFD_NONBLOCK != 0,
+		cloexec: flags&unix.EFD_CLOEXEC != 0, readable: true, writable: true})
+}
+
+func sysEpollCreate1(t *thread, a *sysArgs) int64 {
+	if a.a[0]&^unix.EPOLL_CLOEXEC != 0 {
+		return -int64(unix.EINVAL)
+	}
+	h, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return errno(err)
+	}
+	return t.m.fds.add(&file{kind: fileEpoll, host: h, cloexec: a.a[0] != 0})
+}
+
+func sysEpollCtl(t *thread, a *sysArgs) int64 {
+	ep, target := t.m.fds.get(a.a[0]), t.m.fds.get(a.a[2])
+	if ep == nil || target == nil {
+		return -int64(unix.EBADF)
+	}
+	if ep.kind != fileEpoll || ep == target {
+		return -int64(unix.EINVAL)
+	}
+	if target.host < 0 || target.kind == fileEpoll {
+		return -int64(unix.EPERM) // as Linux says for a file that cannot be polled
+	}
+	// struct epoll_event is packed on x86-64: 4 bytes of events, 8 of data.
+	var ev [12]byte
+	op := int(a.a[1])
+	if op != unix.EPOLL_CTL_DEL {
+		if err := t.m.mem.copyIn(a.a[3], ev[:]); err != nil {
+			return errno(err)
+		}
+		if le.Uint32(ev[0:])&unix.EPOLLEXCLUSIVE != 0 && op != unix.EPOLL_CTL_ADD {
+			return -int64(unix.EINVAL)
+		}
+	}
+	_, _, e := unix.Syscall6(unix.SYS_EPOLL_CTL, uintptr(ep.host), uintptr(op), uintptr(target.host),
+		uintptr(unsafe.Pointer(&ev[0])), 0, 0)
+	if e != 0 {
+		return -int64(e)
+	}
+	return 0
+}
+
+func sysEpollPwait(t *thread, a *sysArgs) int64 {
+	ep := t.m.fds.get(a.a[0])
+	if ep == nil {
+		return -int64(unix.EBADF)
+	}
+	if ep.kind != fileEpoll {
+		return -int64(unix.EINVAL)
+	}
+	maxEvents := int(int32(a.a[2]))
+	if maxEvents <= 0 || maxEvents > 1024 {
+		return -int64(unix.EINVAL)
+	}
+	if a.a[4] != 0 {
+		return -int64(unix.EINVAL) // a temporary signal mask is not part of the ABI
+	}
+	timeout := int(int32(a.a[3]))
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(time.Duration(timeout) * time.Millisecond)
+	}
+	buf := make([]byte, 12*maxEvents)
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_EPOLL_WAIT, uintptr(ep.host), uintptr(unsafe.Pointer(&buf[0])),
+			uintptr(maxEvents), 0, 0, 0)
+		if e != 0 && e != unix.EINTR {
+			return -int64(e)
+		}
+		if n := int(r); n > 0 {
+			if err := t.m.mem.copyOut(a.a[1], buf[:12*n]); err != nil {
+				return errno(err)
+			}
+			return int64(n)
+		}
+		wait := -1
+		switch {
+		case timeout == 0:
+			return 0
+		case timeout > 0:
+			left := time.Until(deadline)
+			if left <= 0 {
+				return 0
+			}
+			wait = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		if t.pollWait(ep.host, unix.POLLIN, wait) {
+			return -int64(unix.EINTR)
+		}
+	}
+}
+
+// pollWait blocks until host descriptor fd has events, the timeout (in
+// milliseconds, -1 for none) passes, or the thread is kicked; it reports
+// whether it was kicked.
+func (t *thread) pollWait(fd int, events int16, timeoutMs int) (kicked bool) {
+	if t.interrupted() {
+		return true
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(t.kickFD), Events: unix.POLLIN}}
+	var ts *unix.Timespec
+	if timeoutMs >= 0 {
+		v := unix.NsecToTimespec(int64(timeoutMs) * 1e6)
+		ts = &v
+	}
+	_, err := unix.Ppoll(fds, ts, nil)
+	if err == unix.EINTR {
+		return t.interrupted()
+	}
+	return fds[1].Revents != 0
+}

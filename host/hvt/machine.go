@@ -1,0 +1,551 @@
+package hvt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/moteos/mote/host/hvt/kvm"
+	"github.com/moteos/mote/host/hvt/vdso"
+	"github.com/moteos/mote/host/image"
+)
+
+// Exit statuses the tender itself chooses, distinct from the guest's own.
+const (
+	ExitTender     = 125 // the tender could not start or run the guest
+	ExitOOM        = 137 // the guest ran out of memory (as the OOM killer's SIGKILL)
+	ExitCrash      = 139 // the guest faulted in a way it did not handle
+	ExitBadSyscall = 159 // --strict: a system call outside the Mote ABI (as SIGSYS)
+)
+
+// ExitError is a guest run the tender ended, with the status to exit with.
+type ExitError struct {
+	Status int
+	Report string
+}
+
+func (e *ExitError) Error() string { return e.Report }
+
+// ExitCode is the status mote run exits with.
+func (e *ExitError) ExitCode() int { return e.Status }
+
+// machine is one running guest.
+type machine struct {
+	cfg   Config
+	img   *image.Image
+	sys   *kvm.System
+	vm    *kvm.VM
+	mem   *memory
+	cpuid []kvm.CPUIDEntry
+	xcr0  uint64
+	xsize int // bytes of XSAVE state for the enabled features
+
+	stdout, stderr io.Writer
+
+	mu       sync.Mutex
+	threads  map[int]*thread
+	nextTID  int
+	idle     []*vcpu // vCPUs of exited threads, kept for reuse
+	nextVCPU int
+
+	sig     sigState
+	fds     *fdTable
+	futexes futexTable
+	stats   *stats
+	timePA  uint64 // the vDSO data page
+
+	wg       sync.WaitGroup
+	exiting  atomic.Bool
+	exitOnce sync.Once
+	status   int
+	fatal    *ExitError
+	oomSeen  atomic.Bool
+	done     chan struct{}
+}
+
+// Run boots cfg.Image and returns the guest's exit status. A non-nil error
+// means the tender stopped the guest (bad image, fault, out of memory); it
+// carries a non-zero status of its own via ExitCode.
+func Run(ctx context.Context, cfg Config) (int, error) {
+	img, err := image.Open(cfg.Image)
+	if err != nil {
+		return ExitTender, &ExitError{ExitTender, err.Error()}
+	}
+	m, err := newMachine(cfg, img)
+	if err != nil {
+		return ExitTender, &ExitError{ExitTender, err.Error()}
+	}
+	defer m.close()
+	return m.run(ctx)
+}
+
+func newMachine(cfg Config, img *image.Image) (*machine, error) {
+	if cfg.Memory == 0 {
+		cfg.Memory = 64 << 20
+	}
+	if cfg.Memory < 16<<20 {
+		return nil, fmt.Errorf("hvt: -m %d MiB is below the 16 MiB minimum", cfg.Memory>>20)
+	}
+	if cfg.CPUs <= 0 {
+		cfg.CPUs = 1
+	}
+	if cfg.CPUs > 64 {
+		return nil, fmt.Errorf("hvt: --cpus %d: at most 64", cfg.CPUs)
+	}
+	m := &machine{
+		cfg:     cfg,
+		img:     img,
+		stdout:  orDiscard(cfg.Stdout),
+		stderr:  orDiscard(cfg.Stderr),
+		threads: map[int]*thread{},
+		nextTID: 1,
+		stats:   newStats(),
+		done:    make(chan struct{}),
+	}
+	var imgSize uint64
+	for _, s := range img.Segments {
+		imgSize += alignUp(s.Memsz, pageSize) + pageSize
+	}
+	var err error
+	// The reserve holds page tables, kernel pages, the image and the vDSO.
+	if m.mem, err = newMemory(cfg.Memory, 16<<20+imgSize+cfg.Memory/32); err != nil {
+		return nil, err
+	}
+	if m.sys, err = kvm.Open(); err != nil {
+		m.mem.release()
+		return nil, err
+	}
+	if m.vm, err = m.sys.CreateVM(); err != nil {
+		m.close()
+		return nil, err
+	}
+	if err := m.vm.SetTSSAddr(0xfffbd000); err != nil {
+		m.close()
+		return nil, err
+	}
+	if err := m.vm.SetMemory(0, 0, m.mem.host); err != nil {
+		m.close()
+		return nil, err
+	}
+	if err := m.setupCPUID(); err != nil {
+		m.close()
+		return nil, err
+	}
+	if err := m.setupKernel(); err != nil {
+		m.close()
+		return nil, err
+	}
+	m.fds = newFDTable(m)
+	return m, nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+func (m *machine) close() {
+	m.mu.Lock()
+	for _, t := range m.threads {
+		t.cpu.k.Close()
+	}
+	for _, c := range m.idle {
+		c.k.Close()
+	}
+	m.mu.Unlock()
+	if m.fds != nil {
+		m.fds.closeAll()
+	}
+	if m.vm != nil {
+		m.vm.Close()
+	}
+	if m.sys != nil {
+		m.sys.Close()
+	}
+	if m.mem != nil {
+		m.mem.release()
+	}
+}
+
+// setupCPUID takes KVM's supported CPUID. Where KVM offers XSAVE, the
+// guest gets CR4.OSXSAVE and an XCR0 with every user state KVM supports
+// among x87, SSE, AVX and AVX-512; where it does not (kvm-pvm hides it),
+// the guest has x87 and SSE, saved and restored by the tender through
+// KVM_GET_XSAVE/KVM_SET_XSAVE either way.
+func (m *machine) setupCPUID() error {
+	ents, err := m.sys.SupportedCPUID()
+	if err != nil {
+		return err
+	}
+	for i := range ents {
+		e := &ents[i]
+		if e.Function == 1 && e.ECX&(1<<26) != 0 {
+			e.ECX |= 1 << 27 // OSXSAVE
+			m.xcr0 = 3
+		}
+	}
+	m.xsize = 576 // legacy area + XSAVE header
+	if m.xcr0 != 0 {
+		for i := range ents {
+			e := &ents[i]
+			if e.Function == 0xd && e.Index == 0 {
+				m.xcr0 = (uint64(e.EDX)<<32 | uint64(e.EAX)) & 0xe7
+			}
+		}
+		for i := range ents {
+			e := &ents[i]
+			if e.Function == 0xd && e.Index >= 2 && e.Index < 64 && m.xcr0&(1<<e.Index) != 0 {
+				m.xsize = max(m.xsize, int(e.EBX+e.EAX))
+			}
+		}
+	}
+	if m.xsize > 4096 {
+		return fmt.Errorf("hvt: XSAVE state of %d bytes does not fit KVM_GET_XSAVE", m.xsize)
+	}
+	m.cpuid = ents
+	return nil
+}
+
+// setupKernel maps the IDT, the ring-0 stubs and the vDSO.
+func (m *machine) setupKernel() error {
+	pa, err := m.mem.kernelPage(kernIDT, false)
+	if err != nil {
+		return err
+	}
+	buildIDT(m.mem.host[pa : pa+pageSize])
+	if pa, err = m.mem.kernelPage(kernStubs, true); err != nil {
+		return err
+	}
+	buildStubs(m.mem.host[pa : pa+pageSize])
+	// SYSCALL enters its target without leaving user privilege on
+	// kvm-pvm, so the entry page must be user-executable; exceptions do
+	// reach ring 0 and keep supervisor-only stubs.
+	if pa, err = m.mem.allocPage(); err != nil {
+		return err
+	}
+	if err := m.mem.mapPage(kernEntry, pa, ptePresent|pteUser); err != nil {
+		return err
+	}
+	buildEntry(m.mem.host[pa : pa+pageSize])
+
+	if err := m.mem.populate(vdsoBase, vdsoBase+pageSize, protRead|protExec, vdso.Image(), 0); err != nil {
+		return err
+	}
+	if err := m.mem.populate(vdsoBase+pageSize, vdsoBase+vdso.Size, protRead, nil, 0); err != nil {
+		return err
+	}
+	m.mem.insert(area{vdsoBase, vdsoBase + vdso.Size, protRead | protExec, areaVDSO})
+	m.timePA, _, _ = m.mem.translate(vdsoBase + pageSize)
+	return nil
+}
+
+// initialSregs is vCPU c's special registers on entry to the program.
+func (m *machine) initialSregs(c *vcpu) kvm.Sregs {
+	s := initialSregs(c.pageVA)
+	s.CR3 = m.mem.pml4
+	if m.xcr0 == 0 {
+		s.CR4 &^= cr4OSXSAVE
+	}
+	return s
+}
+
+// vcpu is a KVM vCPU with its GDT, TSS and ring-0 stack.
+type vcpu struct {
+	id      int
+	k       *kvm.VCPU
+	pageVA  uint64 // GDT and TSS
+	stackPA uint64 // ring-0 stack page (physical)
+}
+
+// stackTopVA is where the CPU pushes exception frames.
+func (c *vcpu) stackTopVA() uint64 { return c.pageVA + 2*pageSize }
+
+// newVCPU returns a parked vCPU or creates one.
+func (m *machine) newVCPU() (*vcpu, error) {
+	m.mu.Lock()
+	if n := len(m.idle); n > 0 {
+		c := m.idle[n-1]
+		m.idle = m.idle[:n-1]
+		m.mu.Unlock()
+		return c, nil
+	}
+	id := m.nextVCPU
+	m.nextVCPU++
+	m.mu.Unlock()
+
+	k, err := m.vm.CreateVCPU(id)
+	if err != nil {
+		return nil, err
+	}
+	c := &vcpu{id: id, k: k, pageVA: kernCPU + uint64(id)*cpuStride}
+	m.mem.mu.Lock()
+	pagePA, err := m.mem.kernelPage(c.pageVA, false)
+	if err == nil {
+		c.stackPA, err = m.mem.kernelPage(c.pageVA+pageSize, false)
+	}
+	m.mem.mu.Unlock()
+	if err != nil {
+		k.Close()
+		return nil, err
+	}
+	buildCPUPage(m.mem.host[pagePA:pagePA+pageSize], c.pageVA+tssOffset, c.stackTopVA())
+
+	cpuid := append([]kvm.CPUIDEntry(nil), m.cpuid...)
+	for i := range cpuid {
+		if cpuid[i].Function == 1 {
+			cpuid[i].EBX = cpuid[i].EBX&0x00ffffff | uint32(id)<<24 // initial APIC ID
+		}
+	}
+	if err := k.SetCPUID(cpuid); err != nil {
+		k.Close()
+		return nil, err
+	}
+	if err := k.SetMSRs([]kvm.MSR{
+		{Index: msrSTAR, Data: uint64(selKernelCS)<<32 | uint64(selUserDS-8-3)<<48},
+		{Index: msrLSTAR, Data: kernEntry},
+		{Index: msrCSTAR, Data: kernEntry},
+		{Index: msrSFMASK, Data: 0x44700}, // TF, DF, IF, NT, AC as Linux, but IOPL kept (see rflagsDefault)
+	}); err != nil {
+		k.Close()
+		return nil, err
+	}
+	if m.xcr0 != 0 {
+		xcrs := kvm.XCRs{NrXCRs: 1}
+		xcrs.XCRs[0] = kvm.XCR{XCR: 0, Value: m.xcr0}
+		if err := k.SetXCRs(&xcrs); err != nil {
+			k.Close()
+			return nil, err
+		}
+	}
+	if err := k.EnableCap(kvm.CapSyncRegs); err != nil {
+		// Not all hosts let the capability be enabled; it is on by default
+		// for x86 where supported, so only the valid-regs selection below
+		// matters.
+		_ = err
+	}
+	k.Run.SetValid(kvm.SyncRegsGPRs | kvm.SyncRegsSregs)
+	return c, nil
+}
+
+// run boots the program and waits for it to end.
+func (m *machine) run(ctx context.Context) (int, error) {
+	start := time.Now()
+	entry, sp, err := m.load()
+	if err != nil {
+		return ExitTender, &ExitError{ExitTender, err.Error()}
+	}
+	c, err := m.newVCPU()
+	if err != nil {
+		return ExitTender, &ExitError{ExitTender, err.Error()}
+	}
+	sregs := m.initialSregs(c)
+	if err := c.k.SetSregs(&sregs); err != nil {
+		return ExitTender, &ExitError{ExitTender, err.Error()}
+	}
+	regs := kvm.Regs{RIP: entry, RSP: sp, RFLAGS: rflagsDefault}
+	if err := c.k.SetRegs(&regs); err != nil {
+		return ExitTender, &ExitError{ExitTender, err.Error()}
+	}
+	m.startClock(c)
+	m.stats.bootDone(time.Since(start))
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	t := m.addThread(c, nil)
+	m.startThread(t)
+
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				m.postProcessSignal(int(s.(syscall.Signal)), siginfo{code: siUser})
+			case <-ctx.Done():
+				m.exit(ExitTender, &ExitError{ExitTender, "mote: run cancelled: " + ctx.Err().Error()})
+				return
+			case <-m.done:
+				return
+			}
+		}
+	}()
+	<-m.done
+	m.wg.Wait()
+	if m.cfg.Stats != nil {
+		m.stats.write(m.cfg.Stats, time.Since(start))
+	}
+	if m.fatal != nil {
+		return m.fatal.Status, m.fatal
+	}
+	if m.oomSeen.Load() && m.status != 0 {
+		return ExitOOM, &ExitError{ExitOOM, fmt.Sprintf(
+			"mote: guest out of memory: the tender refused memory beyond -m %d MiB, and the guest exited with status %d",
+			m.cfg.Memory>>20, m.status)}
+	}
+	if n := m.stats.outsideABI(); n != "" {
+		fmt.Fprintf(m.stderr, "mote: the guest made system calls outside the Mote ABI (answered ENOSYS): %s\n", n)
+	}
+	return m.status, nil
+}
+
+// exit ends the guest: every thread stops at its next exit or wait.
+func (m *machine) exit(status int, fatal *ExitError) {
+	m.exitOnce.Do(func() {
+		m.status = status
+		m.fatal = fatal
+		m.exiting.Store(true)
+		m.mu.Lock()
+		for _, t := range m.threads {
+			t.kick()
+		}
+		m.mu.Unlock()
+		close(m.done)
+	})
+}
+
+// load maps the image and the main thread's stack and returns the entry
+// point and initial stack pointer.
+func (m *machine) load() (entry, sp uint64, err error) {
+	mem := m.mem
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	for _, s := range m.img.Segments {
+		prot := 0
+		if s.Read {
+			prot |= protRead
+		}
+		if s.Write {
+			prot |= protWrite
+		}
+		if s.Exec {
+			prot |= protExec
+		}
+		start, end := s.Vaddr&^(pageSize-1), alignUp(s.Vaddr+s.Memsz, pageSize)
+		if err := mem.populate(start, end, prot, s.Data, s.Vaddr-start); err != nil {
+			return 0, 0, fmt.Errorf("hvt: loading segment at %#x: %w", s.Vaddr, err)
+		}
+		mem.insert(area{start, end, prot, areaImage})
+	}
+	mem.insert(area{stackTop - stackSize, stackTop, protRead | protWrite, areaStack})
+	sp, err = m.buildStack()
+	return m.img.Entry, sp, err
+}
+
+// buildStack writes argc, argv, envp and auxv as Linux does for a static
+// executable.
+func (m *machine) buildStack() (uint64, error) {
+	mem := m.mem
+	top := uint64(stackTop)
+	var werr error
+	push := func(b []byte) uint64 {
+		top -= uint64(len(b))
+		if werr == nil {
+			werr = copyOutLocked(mem, top, b)
+		}
+		return top
+	}
+	argv0 := filepath.Base(m.cfg.Image)
+	args := append([]string{argv0}, m.cfg.Args...)
+	env := m.guestEnv()
+	var argPtrs, envPtrs []uint64
+	for _, a := range args {
+		argPtrs = append(argPtrs, push(append([]byte(a), 0)))
+	}
+	for _, e := range env {
+		envPtrs = append(envPtrs, push(append([]byte(e), 0)))
+	}
+	platform := push([]byte("x86_64\x00"))
+	var rnd [16]byte
+	if _, err := readRandom(rnd[:]); err != nil {
+		return 0, err
+	}
+	random := push(rnd[:])
+	execfn := argPtrs[0]
+
+	auxv := [][2]uint64{
+		{3, 0}, // AT_PHDR: none (the runtime does not need it)
+		{6, pageSize},
+		{17, 100}, // AT_CLKTCK
+		{9, m.img.Entry},
+		{11, 0}, {12, 0}, {13, 0}, {14, 0}, // uid, euid, gid, egid
+		{23, 0}, // AT_SECURE
+		{25, random},
+		{15, platform},
+		{31, execfn},
+		{33, vdsoBase}, // AT_SYSINFO_EHDR
+		{0, 0},
+	}
+	words := []uint64{uint64(len(args))}
+	words = append(words, argPtrs...)
+	words = append(words, 0)
+	words = append(words, envPtrs...)
+	words = append(words, 0)
+	for _, a := range auxv {
+		if a[0] == 3 {
+			continue
+		}
+		words = append(words, a[0], a[1])
+	}
+	top &^= 15
+	if len(words)%2 == 1 {
+		top -= 8
+	}
+	buf := make([]byte, 8*len(words))
+	for i, w := range words {
+		le.PutUint64(buf[8*i:], w)
+	}
+	sp := push(buf)
+	if werr != nil {
+		return 0, fmt.Errorf("hvt: building the initial stack: %w", werr)
+	}
+	if sp < stackTop-stackSize/2 {
+		return 0, errors.New("hvt: arguments and environment do not fit the stack")
+	}
+	return sp, nil
+}
+
+// copyOutLocked writes guest memory while mem.mu is held (boot only).
+func copyOutLocked(mem *memory, va uint64, b []byte) error {
+	for len(b) > 0 {
+		pa, f, ok := mem.translate(va)
+		if !ok || f&pteWrite == 0 {
+			if ok2, err := mem.faultLocked(va, true); err != nil || !ok2 {
+				return fmt.Errorf("address %#x not writable", va)
+			}
+			continue
+		}
+		n := copy(mem.host[pa:pa+(pageSize-va&(pageSize-1))], b)
+		b, va = b[n:], va+uint64(n)
+	}
+	return nil
+}
+
+// guestEnv is the guest's environment: the user's, plus GOMEMLIMIT from -m
+// unless set, so the Go collector works within the guest's memory.
+func (m *machine) guestEnv() []string {
+	env := append([]string(nil), m.cfg.Env...)
+	has := func(k string) bool {
+		for _, e := range env {
+			if strings.HasPrefix(e, k+"=") {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("GOMEMLIMIT") {
+		env = append(env, "GOMEMLIMIT="+strconv.FormatUint(m.cfg.Memory*3/4, 10))
+	}
+	return env
+}

@@ -1,0 +1,155 @@
+package hvt
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// Memory system calls. Only private anonymous memory exists; executable
+// mappings are refused (the guest's code is its image, W^X holds), and
+// nothing is ever mapped from a descriptor.
+
+const mapAllowed = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_FIXED | unix.MAP_NORESERVE |
+	unix.MAP_FIXED_NOREPLACE | unix.MAP_POPULATE | unix.MAP_STACK
+
+func sysMmap(t *thread, a *sysArgs) int64 {
+	addr, length, prot, flags := a.a[0], a.a[1], int(a.a[2]), int(a.a[3])
+	if length == 0 || length > userTop {
+		return -int64(unix.EINVAL)
+	}
+	if flags&unix.MAP_ANONYMOUS == 0 {
+		return -int64(unix.ENODEV) // no descriptor can be mapped
+	}
+	if flags&(unix.MAP_PRIVATE|unix.MAP_SHARED) != unix.MAP_PRIVATE || flags&^mapAllowed != 0 {
+		return -int64(unix.EINVAL)
+	}
+	if prot&^(protRead|protWrite|protExec) != 0 {
+		return -int64(unix.EINVAL)
+	}
+	if prot&protExec != 0 {
+		return -int64(unix.EACCES)
+	}
+	if prot&protWrite != 0 {
+		prot |= protRead // x86 cannot map write-only
+	}
+	length = alignUp(length, pageSize)
+	m := t.m
+	mem := m.mem
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	fixed := flags&(unix.MAP_FIXED|unix.MAP_FIXED_NOREPLACE) != 0
+	switch {
+	case fixed:
+		if addr&(pageSize-1) != 0 || addr < 1<<16 || addr >= userTop || length > userTop-addr {
+			return -int64(unix.EINVAL)
+		}
+		if flags&unix.MAP_FIXED_NOREPLACE != 0 && mem.overlaps(addr, addr+length, false) {
+			return -int64(unix.EEXIST)
+		}
+		if mem.overlaps(addr, addr+length, true) {
+			return -int64(unix.EINVAL) // would replace the image, stack or vDSO
+		}
+	case addr != 0 && addr&(pageSize-1) == 0 && addr >= 1<<16 && addr < userTop && length <= userTop-addr &&
+		!mem.overlaps(addr, addr+length, false):
+		// The hint is free: honour it, as Linux does.
+	default:
+		var ok bool
+		if addr, ok = mem.place(length); !ok {
+			return -int64(unix.ENOMEM)
+		}
+	}
+	if prot != 0 && mem.committed+length > mem.commitMax {
+		m.oomSeen.Store(true)
+		return -int64(unix.ENOMEM)
+	}
+	if fixed {
+		mem.discard(addr, addr+length) // a fresh mapping reads as zeros
+	}
+	mem.insert(area{addr, addr + length, prot, areaAnon})
+	return int64(addr)
+}
+
+// anonRange checks that [addr, addr+length) is page-aligned user memory
+// that holds no image, stack or vDSO.
+func anonRange(mem *memory, addr, length uint64) (uint64, bool) {
+	length = alignUp(length, pageSize)
+	if addr&(pageSize-1) != 0 || addr >= userTop || length > userTop-addr {
+		return 0, false
+	}
+	return length, !mem.overlaps(addr, addr+length, true)
+}
+
+func sysMunmap(t *thread, a *sysArgs) int64 {
+	mem := t.m.mem
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	length, ok := anonRange(mem, a.a[0], a.a[1])
+	if !ok || length == 0 {
+		return -int64(unix.EINVAL)
+	}
+	mem.remove(a.a[0], a.a[0]+length)
+	mem.discard(a.a[0], a.a[0]+length)
+	return 0
+}
+
+func sysMprotect(t *thread, a *sysArgs) int64 {
+	addr, prot := a.a[0], int(a.a[2])
+	if prot&^(protRead|protWrite|protExec) != 0 {
+		return -int64(unix.EINVAL)
+	}
+	if prot&protExec != 0 {
+		return -int64(unix.EACCES)
+	}
+	if prot&protWrite != 0 {
+		prot |= protRead
+	}
+	mem := t.m.mem
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	length, ok := anonRange(mem, addr, a.a[1])
+	if !ok {
+		return -int64(unix.EINVAL)
+	}
+	// Every page must be mapped.
+	covered := addr
+	for _, ar := range mem.areas {
+		if ar.end <= covered || ar.start >= addr+length {
+			continue
+		}
+		if ar.start > covered {
+			return -int64(unix.ENOMEM)
+		}
+		covered = ar.end
+	}
+	if covered < addr+length {
+		return -int64(unix.ENOMEM)
+	}
+	if prot != 0 && mem.committed+length > mem.commitMax {
+		t.m.oomSeen.Store(true)
+		return -int64(unix.ENOMEM)
+	}
+	// Lowering protection of bound pages is not enforced (bindings never
+	// shrink, see memory.go); raising it takes effect at the next fault.
+	mem.insert(area{addr, addr + length, prot, areaAnon})
+	return 0
+}
+
+func sysMadvise(t *thread, a *sysArgs) int64 {
+	addr, advice := a.a[0], int(a.a[2])
+	mem := t.m.mem
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	length, ok := anonRange(mem, addr, a.a[1])
+	if !ok {
+		return -int64(unix.EINVAL)
+	}
+	switch advice {
+	case unix.MADV_DONTNEED, unix.MADV_FREE:
+		mem.discard(addr, addr+length)
+	case unix.MADV_NORMAL, unix.MADV_RANDOM, unix.MADV_SEQUENTIAL, unix.MADV_WILLNEED,
+		unix.MADV_HUGEPAGE, unix.MADV_NOHUGEPAGE, unix.MADV_COLLAPSE:
+		// Hints only.
+	default:
+		return -int64(unix.EINVAL)
+	}
+	return 0
+}

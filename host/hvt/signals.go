@@ -1,0 +1,505 @@
+package hvt
+
+import (
+	"fmt"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/host/hvt/kvm"
+)
+
+// Signals, delivered as Linux delivers them on x86-64: an rt_sigframe
+// (return address, ucontext with the interrupted registers and a pointer to
+// the XSAVE state, siginfo) on the thread's stack or sigaltstack, the
+// handler entered with (signo, &info, &uc), and rt_sigreturn restoring
+// whatever the handler left in the ucontext. Go's runtime depends on all of
+// it: asynchronous preemption edits the saved RIP and RSP, and a nil
+// dereference becomes a panic by way of SIGSEGV.
+
+const (
+	nsig = 64
+
+	sigINT   = 2
+	sigILL   = 4
+	sigTRAP  = 5
+	sigABRT  = 6
+	sigBUS   = 7
+	sigFPE   = 8
+	sigKILL  = 9
+	sigSEGV  = 11
+	sigTERM  = 15
+	sigCHLD  = 17
+	sigCONT  = 18
+	sigSTOP  = 19
+	sigURG   = 23
+	sigWINCH = 28
+
+	siUser     = 0
+	siKernel   = 0x80
+	siTkill    = -6
+	segvMapErr = 1
+	segvAccErr = 2
+	fpeIntDiv  = 1
+	fpeFltInv  = 7
+	illIllOpn  = 2
+	busAdrAln  = 1
+
+	saSiginfo   = 0x4
+	saOnstack   = 0x08000000
+	saRestart   = 0x10000000
+	saNodefer   = 0x40000000
+	saResethand = 0x80000000
+	saRestorer  = 0x04000000
+
+	ssOnstack = 1
+	ssDisable = 2
+
+	sigDFL = 0
+	sigIGN = 1
+)
+
+// Sizes and offsets of the x86-64 rt_sigframe.
+const (
+	ucOffset       = 8   // after the return address
+	ucSize         = 304 // flags, link, stack_t, sigcontext, 8-byte mask
+	infoOffset     = ucOffset + ucSize
+	infoSize       = 128
+	frameSize      = infoOffset + infoSize
+	mcontextOffset = 40 // in the ucontext
+	sigmaskOffset  = mcontextOffset + 256
+	fpMagic1       = 0x46505853
+	fpMagic2       = 0x46505845
+)
+
+type sigaction struct {
+	handler, flags, restorer, mask uint64
+}
+
+type siginfo struct {
+	signo, code int32
+	pid, uid    int32
+	addr        uint64
+	trapno, err uint64
+}
+
+type altStack struct {
+	sp, size uint64
+	flags    int32
+}
+
+// sigState is the process-wide part: actions and process-directed pending
+// signals.
+type sigState struct {
+	mu       sync.Mutex
+	actions  [nsig + 1]sigaction
+	pending  uint64
+	pendInfo [nsig + 1]siginfo
+}
+
+func bit(sig int) uint64 { return 1 << uint(sig-1) }
+
+// unblockable are the signals no mask holds back.
+const unblockable = 1<<(sigKILL-1) | 1<<(sigSTOP-1)
+
+// defaultIgnored reports whether a signal's default action is to ignore it.
+func defaultIgnored(sig int) bool {
+	return sig == sigCHLD || sig == sigURG || sig == sigWINCH || sig == sigCONT
+}
+
+func (t *thread) sysRtSigaction(sig int, act, oact uint64, size uint64) int64 {
+	if size != 8 {
+		return -int64(unix.EINVAL)
+	}
+	if sig < 1 || sig > nsig || (act != 0 && (sig == sigKILL || sig == sigSTOP)) {
+		return -int64(unix.EINVAL)
+	}
+	var newAct sigaction
+	if act != 0 {
+		var b [32]byte
+		if err := t.m.mem.copyIn(act, b[:]); err != nil {
+			return errno(err)
+		}
+		newAct = sigaction{le.Uint64(b[0:]), le.Uint64(b[8:]), le.Uint64(b[16:]), le.Uint64(b[24:]) &^ unblockable}
+	}
+	s := &t.m.sig
+	s.mu.Lock()
+	old := s.actions[sig]
+	if act != 0 {
+		s.actions[sig] = newAct
+	}
+	s.mu.Unlock()
+	if oact != 0 {
+		var b [32]byte
+		le.PutUint64(b[0:], old.handler)
+		le.PutUint64(b[8:], old.flags)
+		le.PutUint64(b[16:], old.restorer)
+		le.PutUint64(b[24:], old.mask)
+		if err := t.m.mem.copyOut(oact, b[:]); err != nil {
+			return errno(err)
+		}
+	}
+	return 0
+}
+
+func (t *thread) sysRtSigprocmask(how int, set, oset, size uint64) int64 {
+	if size != 8 {
+		return -int64(unix.EINVAL)
+	}
+	old := t.sigmask.Load()
+	if set != 0 {
+		v, err := t.m.mem.readU64(set)
+		if err != nil {
+			return errno(err)
+		}
+		var mask uint64
+		switch how {
+		case unix.SIG_BLOCK:
+			mask = old | v
+		case unix.SIG_UNBLOCK:
+			mask = old &^ v
+		case unix.SIG_SETMASK:
+			mask = v
+		default:
+			return -int64(unix.EINVAL)
+		}
+		t.sigmask.Store(mask &^ unblockable)
+	}
+	if oset != 0 {
+		if err := t.m.mem.writeU64(oset, old); err != nil {
+			return errno(err)
+		}
+	}
+	return 0
+}
+
+func (t *thread) onAltStack(sp uint64) bool {
+	return t.alt.flags&ssDisable == 0 && sp > t.alt.sp && sp-t.alt.sp <= t.alt.size
+}
+
+func (t *thread) sysSigaltstack(ss, oss, sp uint64) int64 {
+	if oss != 0 {
+		var b [24]byte
+		le.PutUint64(b[0:], t.alt.sp)
+		flags := t.alt.flags
+		if t.onAltStack(sp) {
+			flags |= ssOnstack
+		}
+		le.PutUint32(b[8:], uint32(flags))
+		le.PutUint64(b[16:], t.alt.size)
+		if err := t.m.mem.copyOut(oss, b[:]); err != nil {
+			return errno(err)
+		}
+	}
+	if ss != 0 {
+		var b [24]byte
+		if err := t.m.mem.copyIn(ss, b[:]); err != nil {
+			return errno(err)
+		}
+		if t.onAltStack(sp) {
+			return -int64(unix.EPERM)
+		}
+		flags := int32(le.Uint32(b[8:]))
+		switch {
+		case flags == ssDisable:
+			t.alt = altStack{flags: ssDisable}
+		case flags == 0:
+			size := le.Uint64(b[16:])
+			if size < 2048 {
+				return -int64(unix.ENOMEM)
+			}
+			t.alt = altStack{sp: le.Uint64(b[0:]), size: size}
+		default:
+			return -int64(unix.EINVAL)
+		}
+	}
+	return 0
+}
+
+// sysTgkill and sysKill post signals from the guest to itself. The guest is
+// one process (pid 1); there is nobody else to signal.
+func (t *thread) sysTgkill(tgid, tid, sig int) int64 {
+	if tgid != 1 {
+		return -int64(unix.ESRCH)
+	}
+	if sig < 0 || sig > nsig {
+		return -int64(unix.EINVAL)
+	}
+	t.m.mu.Lock()
+	target := t.m.threads[tid]
+	t.m.mu.Unlock()
+	if target == nil {
+		return -int64(unix.ESRCH)
+	}
+	if sig != 0 {
+		target.postSignal(sig, siginfo{code: siTkill, pid: 1})
+	}
+	return 0
+}
+
+func (t *thread) sysKill(pid, sig int) int64 {
+	if pid != 1 && pid != 0 && pid != -1 {
+		return -int64(unix.ESRCH)
+	}
+	if sig < 0 || sig > nsig {
+		return -int64(unix.EINVAL)
+	}
+	if sig != 0 {
+		t.m.postProcessSignal(sig, siginfo{code: siUser, pid: 1})
+	}
+	return 0
+}
+
+// postSignal makes sig pending for this thread and kicks it.
+func (t *thread) postSignal(sig int, info siginfo) {
+	info.signo = int32(sig)
+	s := &t.m.sig
+	s.mu.Lock()
+	if t.pending.Load()&bit(sig) == 0 {
+		t.pendInfo[sig] = info
+		t.pending.Or(bit(sig))
+	}
+	s.mu.Unlock()
+	t.kick()
+}
+
+// postProcessSignal makes sig pending for the whole guest, as a signal from
+// the host (SIGINT, SIGTERM) is, and kicks a thread that can take it.
+func (m *machine) postProcessSignal(sig int, info siginfo) {
+	info.signo = int32(sig)
+	if sig == sigKILL {
+		m.exit(128+sig, nil)
+		return
+	}
+	m.sig.mu.Lock()
+	if m.sig.pending&bit(sig) == 0 {
+		m.sig.pending |= bit(sig)
+		m.sig.pendInfo[sig] = info
+	}
+	m.sig.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range m.threads {
+		if t.sigmask.Load()&bit(sig) == 0 {
+			t.kick()
+			return
+		}
+	}
+	// Every thread blocks it: it stays pending until one unblocks it, and
+	// each thread checks on its next exit.
+}
+
+// takeSignal removes and returns the lowest pending signal this thread
+// does not block, or 0.
+func (t *thread) takeSignal() (int, siginfo) {
+	s := &t.m.sig
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ready := (t.pending.Load() | s.pending) &^ t.sigmask.Load()
+	if ready == 0 {
+		return 0, siginfo{}
+	}
+	sig := 1
+	for ready&1 == 0 {
+		ready >>= 1
+		sig++
+	}
+	if t.pending.Load()&bit(sig) != 0 {
+		t.pending.And(^bit(sig))
+		return sig, t.pendInfo[sig]
+	}
+	s.pending &^= bit(sig)
+	return sig, s.pendInfo[sig]
+}
+
+// deliverSignals sets up handler frames for deliverable signals before the
+// vCPU re-enters the guest. It reports true if the guest was ended (a
+// signal whose default action terminates).
+func (t *thread) deliverSignals() bool {
+	for {
+		sig, info := t.takeSignal()
+		if sig == 0 {
+			return false
+		}
+		s := &t.m.sig
+		s.mu.Lock()
+		act := s.actions[sig]
+		if act.handler > sigIGN && act.flags&saResethand != 0 {
+			s.actions[sig] = sigaction{}
+		}
+		s.mu.Unlock()
+		switch {
+		case act.handler == sigIGN:
+			continue
+		case act.handler == sigDFL:
+			if defaultIgnored(sig) {
+				continue
+			}
+			t.m.exit(128+sig, nil)
+			return true
+		}
+		r := t.cpu.k.Run.Regs()
+		u := userState{rip: r.RIP, rsp: r.RSP, rflags: r.RFLAGS}
+		if err := t.setupFrame(sig, info, act, u); err != nil {
+			t.crash(fmt.Sprintf("cannot deliver signal %d: %v", sig, err), &u)
+			return true
+		}
+	}
+}
+
+// faultSignal delivers a synchronous signal raised by an exception at u.
+// Like Linux, a fault that is blocked or has no handler kills the guest.
+func (t *thread) faultSignal(info siginfo, u userState, vector int) bool {
+	sig := int(info.signo)
+	s := &t.m.sig
+	s.mu.Lock()
+	act := s.actions[sig]
+	s.mu.Unlock()
+	if act.handler <= sigIGN || t.sigmask.Load()&bit(sig) != 0 {
+		t.crash(fmt.Sprintf("%s at %#x (error code %#x; signal %d, no handler)", vectorName(vector), info.addr, info.err, sig), &u)
+		return true
+	}
+	// The exception left the vCPU in ring 0; the handler runs in ring 3.
+	userSegments(t.cpu.k.Run.Sregs())
+	t.cpu.k.Run.MarkDirty(kvm.SyncRegsSregs)
+	if err := t.setupFrame(sig, info, act, u); err != nil {
+		t.crash(fmt.Sprintf("cannot deliver signal %d for %s: %v", sig, vectorName(vector), err), &u)
+		return true
+	}
+	return false
+}
+
+// setupFrame builds the rt_sigframe for sig and points the vCPU at the
+// handler.
+func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) error {
+	m := t.m
+	if act.flags&saRestorer == 0 || act.restorer == 0 {
+		return fmt.Errorf("handler has no SA_RESTORER (the Mote ABI has no vDSO sigreturn)")
+	}
+	r := t.cpu.k.Run.Regs()
+	sp := u.rsp
+	onAlt := t.onAltStack(sp)
+	if act.flags&saOnstack != 0 && t.alt.flags&ssDisable == 0 && !onAlt {
+		sp = t.alt.sp + t.alt.size
+	} else {
+		sp -= 128 // the red zone
+	}
+	// XSAVE state, 64-byte aligned, with Linux's software-reserved magic.
+	var xs kvm.XSAVE
+	if err := t.cpu.k.GetXSAVE(&xs); err != nil {
+		return err
+	}
+	fpsize := uint64(m.xsize + 4)
+	sp = (sp - fpsize) &^ 63
+	fp := sp
+	fpbuf := make([]byte, fpsize)
+	for i := 0; i < m.xsize/4; i++ {
+		le.PutUint32(fpbuf[4*i:], xs.Region[i])
+	}
+	ucFlags := uint64(0x6) // UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS
+	if m.xcr0 != 0 {
+		// Linux marks an XSAVE-format frame in the legacy area's
+		// software-reserved bytes.
+		sw := fpbuf[464:]
+		le.PutUint32(sw[0:], fpMagic1)
+		le.PutUint32(sw[4:], uint32(fpsize))   // extended_size
+		le.PutUint64(sw[8:], m.xcr0)           // xfeatures
+		le.PutUint32(sw[16:], uint32(m.xsize)) // xstate_size
+		le.PutUint32(fpbuf[m.xsize:], fpMagic2)
+		ucFlags |= 0x1 // UC_FP_XSTATE
+	}
+
+	sp = (sp-frameSize)&^15 - 8
+	frame := make([]byte, frameSize)
+	le.PutUint64(frame[0:], act.restorer)
+	uc := frame[ucOffset:]
+	le.PutUint64(uc[0:], ucFlags)
+	le.PutUint64(uc[16:], t.alt.sp)
+	altFlags := t.alt.flags
+	if onAlt {
+		altFlags |= ssOnstack
+	}
+	le.PutUint32(uc[24:], uint32(altFlags))
+	le.PutUint64(uc[32:], t.alt.size)
+	mc := uc[mcontextOffset:]
+	for i, v := range []uint64{r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15,
+		r.RDI, r.RSI, r.RBP, r.RBX, r.RDX, r.RAX, r.RCX, u.rsp, u.rip, u.rflags} {
+		le.PutUint64(mc[8*i:], v)
+	}
+	le.PutUint16(mc[144:], selUserCS)
+	le.PutUint16(mc[150:], selUserDS)
+	le.PutUint64(mc[152:], info.err)
+	le.PutUint64(mc[160:], info.trapno)
+	le.PutUint64(mc[168:], t.sigmask.Load())
+	le.PutUint64(mc[176:], info.addr) // cr2
+	le.PutUint64(mc[184:], fp)
+	le.PutUint64(uc[sigmaskOffset:], t.sigmask.Load())
+	in := frame[infoOffset:]
+	le.PutUint32(in[0:], uint32(sig))
+	le.PutUint32(in[8:], uint32(info.code))
+	if info.code == siUser || info.code == siTkill {
+		le.PutUint32(in[16:], uint32(info.pid))
+		le.PutUint32(in[20:], uint32(info.uid))
+	} else {
+		le.PutUint64(in[16:], info.addr)
+	}
+	if err := m.mem.copyOut(fp, fpbuf); err != nil {
+		return fmt.Errorf("writing the signal frame at %#x: %w", fp, err)
+	}
+	if err := m.mem.copyOut(sp, frame); err != nil {
+		return fmt.Errorf("writing the signal frame at %#x: %w", sp, err)
+	}
+	mask := t.sigmask.Load() | act.mask
+	if act.flags&saNodefer == 0 {
+		mask |= bit(sig)
+	}
+	t.sigmask.Store(mask &^ unblockable)
+
+	r.RDI, r.RSI, r.RDX, r.RAX = uint64(sig), sp+infoOffset, sp+ucOffset, 0
+	t.resume(userState{rip: act.handler, rsp: sp, rflags: u.rflags})
+	t.m.stats.count(&t.m.stats.signals)
+	return nil
+}
+
+// sysRtSigreturn restores the context saved by setupFrame (possibly edited
+// by the handler). rsp is the stack pointer at the system call: the
+// handler's return popped the return address, so the ucontext is at rsp.
+func (t *thread) sysRtSigreturn(rsp uint64) error {
+	m := t.m
+	uc := make([]byte, ucSize)
+	if err := m.mem.copyIn(rsp, uc); err != nil {
+		return fmt.Errorf("reading the signal frame at %#x: %w", rsp, err)
+	}
+	mc := uc[mcontextOffset:]
+	g := func(i int) uint64 { return le.Uint64(mc[8*i:]) }
+	r := t.cpu.k.Run.Regs()
+	r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15 = g(0), g(1), g(2), g(3), g(4), g(5), g(6), g(7)
+	r.RDI, r.RSI, r.RBP, r.RBX, r.RDX, r.RAX, r.RCX = g(8), g(9), g(10), g(11), g(12), g(13), g(14)
+	u := userState{rsp: g(15), rip: g(16), rflags: g(17)&0x40dd5 | rflagsDefault}
+	t.sigmask.Store(le.Uint64(uc[sigmaskOffset:]) &^ unblockable)
+	if fp := le.Uint64(mc[184:]); fp != 0 {
+		buf := make([]byte, m.xsize)
+		if err := m.mem.copyIn(fp, buf); err != nil {
+			return fmt.Errorf("reading the saved FPU state at %#x: %w", fp, err)
+		}
+		if m.xcr0 != 0 && le.Uint32(buf[464:]) != fpMagic1 {
+			return fmt.Errorf("saved FPU state at %#x lacks its magic number", fp)
+		}
+		var xs kvm.XSAVE
+		for i := 0; i < m.xsize/4; i++ {
+			xs.Region[i] = le.Uint32(buf[4*i:])
+		}
+		// The software-reserved bytes are Linux's, not the CPU's.
+		for i := 464 / 4; i < 512/4; i++ {
+			xs.Region[i] = 0
+		}
+		// The legacy area holds x87 and SSE state: make sure the header says
+		// so, or KVM would put them in their initial state.
+		xs.Region[512/4] |= 3
+		if err := t.cpu.k.SetXSAVE(&xs); err != nil {
+			return fmt.Errorf("restoring the saved FPU state: %w", err)
+		}
+	}
+	t.resume(u)
+	return nil
+}

@@ -1,0 +1,101 @@
+package hvt
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+)
+
+// stats counts what the guest costs: every system call (each one is an
+// exit on this design), exceptions, page faults, kicks and signals. Exits
+// are what KVM charges for, so these numbers are the first thing to read
+// when a guest is slow (mote run --stats).
+type stats struct {
+	mu   sync.Mutex
+	sys  map[uint64]*sysStat
+	exc  [32]atomic.Int64
+	boot time.Duration
+
+	pageFaults atomic.Int64
+	kicks      atomic.Int64
+	signals    atomic.Int64
+}
+
+type sysStat struct {
+	count int64
+	total time.Duration
+}
+
+func newStats() *stats { return &stats{sys: map[uint64]*sysStat{}} }
+
+func (s *stats) count(c *atomic.Int64) { c.Add(1) }
+
+func (s *stats) countException(v int) { s.exc[v].Add(1) }
+
+func (s *stats) bootDone(d time.Duration) { s.boot = d }
+
+func (s *stats) syscall(nr uint64, d time.Duration) {
+	s.mu.Lock()
+	st := s.sys[nr]
+	if st == nil {
+		st = &sysStat{}
+		s.sys[nr] = st
+	}
+	st.count++
+	st.total += d
+	s.mu.Unlock()
+}
+
+// outsideABI lists the system calls answered ENOSYS, or "".
+func (s *stats) outsideABI() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for nr, st := range s.sys {
+		if _, ok := sysTable[nr]; !ok {
+			out = append(out, fmt.Sprintf("%s (nr %d) ×%d", sysName(nr), nr, st.count))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+func (s *stats) write(w io.Writer, wall time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type row struct {
+		nr uint64
+		st *sysStat
+	}
+	var rows []row
+	var calls int64
+	for nr, st := range s.sys {
+		rows = append(rows, row{nr, st})
+		calls += st.count
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].st.count > rows[j].st.count })
+	var excs int64
+	for i := range s.exc {
+		excs += s.exc[i].Load()
+	}
+	fmt.Fprintf(w, "mote: stats: wall %v, tender setup %v\n", wall.Round(time.Microsecond), s.boot.Round(time.Microsecond))
+	fmt.Fprintf(w, "mote: stats: exits: %d system calls, %d exceptions (%d page faults bound memory), %d kicks, %d signals delivered\n",
+		calls, excs, s.pageFaults.Load(), s.kicks.Load(), s.signals.Load())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "syscall\tnr\tcalls\ttender µs total\tµs/call\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t\n", sysName(r.nr), r.nr, r.st.count,
+			r.st.total.Microseconds(), float64(r.st.total.Nanoseconds())/float64(r.st.count)/1e3)
+	}
+	for v := range s.exc {
+		if n := s.exc[v].Load(); n > 0 {
+			fmt.Fprintf(tw, "#%s\t%d\t%d\t\t\t\n", vectorName(v), v, n)
+		}
+	}
+	tw.Flush()
+}

@@ -1,0 +1,363 @@
+package hvt
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The Mote ABI: the system calls a guest may make, and how each is served.
+// docs/abi.md is the specification; keep the two in step.
+
+type sysArgs struct {
+	nr  uint64
+	a   [6]uint64
+	rsp uint64 // the guest's stack pointer at the call
+}
+
+type sysFunc func(t *thread, a *sysArgs) int64
+
+type sysEntry struct {
+	name string
+	fn   sysFunc
+}
+
+// sysDone is returned by handlers that replaced the whole register state
+// (rt_sigreturn) or ended the thread; the dispatcher then leaves the
+// registers alone.
+const sysDone = int64(-1 << 62)
+
+// sysTable is filled in init: handlers reach reports, which name calls
+// through the table.
+var sysTable map[uint64]sysEntry
+
+func init() {
+	sysTable = map[uint64]sysEntry{
+		unix.SYS_READ:              {"read", sysRead},
+		unix.SYS_WRITE:             {"write", sysWrite},
+		unix.SYS_CLOSE:             {"close", sysClose},
+		unix.SYS_MMAP:              {"mmap", sysMmap},
+		unix.SYS_MPROTECT:          {"mprotect", sysMprotect},
+		unix.SYS_MUNMAP:            {"munmap", sysMunmap},
+		unix.SYS_RT_SIGACTION:      {"rt_sigaction", func(t *thread, a *sysArgs) int64 { return t.sysRtSigaction(int(a.a[0]), a.a[1], a.a[2], a.a[3]) }},
+		unix.SYS_RT_SIGPROCMASK:    {"rt_sigprocmask", func(t *thread, a *sysArgs) int64 { return t.sysRtSigprocmask(int(a.a[0]), a.a[1], a.a[2], a.a[3]) }},
+		unix.SYS_RT_SIGRETURN:      {"rt_sigreturn", sysRtSigreturn},
+		unix.SYS_SCHED_YIELD:       {"sched_yield", func(t *thread, a *sysArgs) int64 { return 0 }},
+		unix.SYS_MADVISE:           {"madvise", sysMadvise},
+		unix.SYS_NANOSLEEP:         {"nanosleep", sysNanosleep},
+		unix.SYS_GETPID:            {"getpid", func(t *thread, a *sysArgs) int64 { return 1 }},
+		unix.SYS_CLONE:             {"clone", sysClone},
+		unix.SYS_EXIT:              {"exit", sysExit},
+		unix.SYS_KILL:              {"kill", func(t *thread, a *sysArgs) int64 { return t.sysKill(int(int32(a.a[0])), int(a.a[1])) }},
+		unix.SYS_UNAME:             {"uname", sysUname},
+		unix.SYS_FCNTL:             {"fcntl", sysFcntl},
+		unix.SYS_SIGALTSTACK:       {"sigaltstack", func(t *thread, a *sysArgs) int64 { return t.sysSigaltstack(a.a[0], a.a[1], a.rsp) }},
+		unix.SYS_PRCTL:             {"prctl", func(t *thread, a *sysArgs) int64 { return -int64(unix.EINVAL) }},
+		unix.SYS_ARCH_PRCTL:        {"arch_prctl", sysArchPrctl},
+		unix.SYS_GETTID:            {"gettid", func(t *thread, a *sysArgs) int64 { return int64(t.tid) }},
+		unix.SYS_FUTEX:             {"futex", sysFutex},
+		unix.SYS_SCHED_GETAFFINITY: {"sched_getaffinity", sysSchedGetaffinity},
+		unix.SYS_CLOCK_GETTIME:     {"clock_gettime", sysClockGettime},
+		unix.SYS_EXIT_GROUP:        {"exit_group", sysExitGroup},
+		unix.SYS_EPOLL_CTL:         {"epoll_ctl", sysEpollCtl},
+		unix.SYS_TGKILL:            {"tgkill", func(t *thread, a *sysArgs) int64 { return t.sysTgkill(int(a.a[0]), int(a.a[1]), int(a.a[2])) }},
+		unix.SYS_OPENAT:            {"openat", func(t *thread, a *sysArgs) int64 { return -int64(unix.ENOENT) }},
+		unix.SYS_EPOLL_PWAIT:       {"epoll_pwait", sysEpollPwait},
+		unix.SYS_EVENTFD2:          {"eventfd2", sysEventfd2},
+		unix.SYS_EPOLL_CREATE1:     {"epoll_create1", sysEpollCreate1},
+		unix.SYS_PRLIMIT64:         {"prlimit64", sysPrlimit},
+		unix.SYS_GETRANDOM:         {"getrandom", sysGetrandom},
+	}
+}
+
+// syscall serves the system call the vCPU stopped at; rsp is the caller's
+// stack pointer. It reports whether the thread is done.
+func (t *thread) syscall(rsp uint64) bool {
+	run := t.cpu.k.Run
+	r := run.Regs()
+	a := sysArgs{nr: r.RAX, a: [6]uint64{r.RDI, r.RSI, r.RDX, r.R10, r.R8, r.R9}, rsp: rsp}
+	ret := r.RCX // SYSCALL saved the return address in RCX
+	e, ok := sysTable[a.nr]
+	start := time.Now()
+	var res int64
+	if !ok {
+		if t.m.cfg.Strict {
+			t.badSyscall(&a, userState{rip: ret, rsp: rsp, rflags: rflagsDefault})
+			return true
+		}
+		res = -int64(unix.ENOSYS)
+	} else {
+		res = e.fn(t, &a)
+	}
+	t.m.stats.syscall(a.nr, time.Since(start))
+	t.record(&a, res)
+	if res == sysDone {
+		return t.m.exiting.Load() || t.exited
+	}
+	r.RAX = uint64(res)
+	r.R11 = rflagsDefault
+	t.resume(userState{rip: ret, rsp: rsp, rflags: rflagsDefault})
+	return false
+}
+
+func (t *thread) record(a *sysArgs, res int64) {
+	t.last[t.lastNext%len(t.last)] = sysRecord{nr: a.nr, args: [3]uint64{a.a[0], a.a[1], a.a[2]}, ret: res}
+	t.lastNext++
+}
+
+// errno converts an error to a negated errno for the guest.
+func errno(err error) int64 {
+	var en unix.Errno
+	if errors.As(err, &en) {
+		return -int64(en)
+	}
+	var oom *oomError
+	if errors.As(err, &oom) {
+		return -int64(unix.ENOMEM)
+	}
+	return -int64(unix.EIO)
+}
+
+func sysName(nr uint64) string {
+	if e, ok := sysTable[nr]; ok {
+		return e.name
+	}
+	if n, ok := linuxSyscallNames[nr]; ok {
+		return n
+	}
+	return fmt.Sprintf("syscall %d", nr)
+}
+
+func sysRtSigreturn(t *thread, a *sysArgs) int64 {
+	if err := t.sysRtSigreturn(a.rsp); err != nil {
+		r := t.cpu.k.Run.Regs()
+		t.crash("rt_sigreturn: "+err.Error(), &userState{rip: r.RCX, rsp: a.rsp})
+	}
+	return sysDone
+}
+
+func sysExit(t *thread, a *sysArgs) int64 {
+	t.exited = true
+	return sysDone
+}
+
+func sysExitGroup(t *thread, a *sysArgs) int64 {
+	t.m.exit(int(a.a[0]&0xff), nil)
+	return sysDone
+}
+
+func sysArchPrctl(t *thread, a *sysArgs) int64 {
+	const archSetFS, archGetFS = 0x1002, 0x1003
+	s := t.cpu.k.Run.Sregs()
+	switch a.a[0] {
+	case archSetFS:
+		if a.a[1] >= userTop {
+			return -int64(unix.EPERM)
+		}
+		s.FS.Base = a.a[1]
+		return 0
+	case archGetFS:
+		if err := t.m.mem.writeU64(a.a[1], s.FS.Base); err != nil {
+			return errno(err)
+		}
+		return 0
+	}
+	return -int64(unix.EINVAL)
+}
+
+func sysSchedGetaffinity(t *thread, a *sysArgs) int64 {
+	if a.a[1] < 8 {
+		return -int64(unix.EINVAL)
+	}
+	mask := uint64(1)<<uint(t.m.cfg.CPUs) - 1
+	if t.m.cfg.CPUs == 64 {
+		mask = ^uint64(0)
+	}
+	if err := t.m.mem.writeU64(a.a[2], mask); err != nil {
+		return errno(err)
+	}
+	return 8
+}
+
+func sysUname(t *thread, a *sysArgs) int64 {
+	buf := make([]byte, 6*65)
+	for i, s := range []string{"Linux", "mote", "6.1.0-mote", "#1 Mote", "x86_64", "(none)"} {
+		copy(buf[i*65:], s)
+	}
+	if err := t.m.mem.copyOut(a.a[0], buf); err != nil {
+		return errno(err)
+	}
+	return 0
+}
+
+func sysPrlimit(t *thread, a *sysArgs) int64 {
+	const rlimitNofile, rlimitStack = 7, 3
+	pid, res, newp, oldp := int(a.a[0]), int(a.a[1]), a.a[2], a.a[3]
+	if pid != 0 && pid != 1 {
+		return -int64(unix.ESRCH)
+	}
+	var cur, max uint64
+	switch res {
+	case rlimitNofile:
+		cur, max = maxFDs, maxFDs
+	case rlimitStack:
+		cur, max = stackSize, stackSize
+	default:
+		return -int64(unix.EINVAL)
+	}
+	if oldp != 0 {
+		var b [16]byte
+		le.PutUint64(b[0:], cur)
+		le.PutUint64(b[8:], max)
+		if err := t.m.mem.copyOut(oldp, b[:]); err != nil {
+			return errno(err)
+		}
+	}
+	if newp != 0 {
+		var b [16]byte
+		if err := t.m.mem.copyIn(newp, b[:]); err != nil {
+			return errno(err)
+		}
+		// Limits are fixed: lowering is accepted and ignored, raising refused.
+		if le.Uint64(b[0:]) > max || le.Uint64(b[8:]) > max {
+			return -int64(unix.EPERM)
+		}
+	}
+	return 0
+}
+
+func sysGetrandom(t *thread, a *sysArgs) int64 {
+	n := min(a.a[1], 1<<20)
+	buf := make([]byte, n)
+	if _, err := readRandom(buf); err != nil {
+		return -int64(unix.EIO)
+	}
+	if err := t.m.mem.copyOut(a.a[0], buf); err != nil {
+		return errno(err)
+	}
+	return int64(n)
+}
+
+func readRandom(b []byte) (int, error) { return rand.Read(b) }
+
+func sysClockGettime(t *thread, a *sysArgs) int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(int32(a.a[0]), &ts); err != nil {
+		return errno(err)
+	}
+	var b [16]byte
+	le.PutUint64(b[0:], uint64(ts.Sec))
+	le.PutUint64(b[8:], uint64(ts.Nsec))
+	if err := t.m.mem.copyOut(a.a[1], b[:]); err != nil {
+		return errno(err)
+	}
+	return 0
+}
+
+// readTimespec reads a relative timeout; ok is false for a nil pointer.
+func (t *thread) readTimespec(va uint64) (d time.Duration, ok bool, err error) {
+	if va == 0 {
+		return 0, false, nil
+	}
+	var b [16]byte
+	if err := t.m.mem.copyIn(va, b[:]); err != nil {
+		return 0, false, err
+	}
+	sec, nsec := int64(le.Uint64(b[0:])), int64(le.Uint64(b[8:]))
+	if sec < 0 || nsec < 0 || nsec >= 1e9 {
+		return 0, false, unix.EINVAL
+	}
+	if sec > 1<<32 {
+		sec = 1 << 32
+	}
+	return time.Duration(sec)*time.Second + time.Duration(nsec), true, nil
+}
+
+func sysNanosleep(t *thread, a *sysArgs) int64 {
+	d, ok, err := t.readTimespec(a.a[0])
+	if err != nil {
+		return errno(err)
+	}
+	if !ok {
+		return -int64(unix.EFAULT)
+	}
+	if t.wait(nil, d, true) {
+		return -int64(unix.EINTR)
+	}
+	return 0
+}
+
+// wait blocks until ch is ready, the timeout passes (if timed) or the
+// thread is kicked; it reports whether it was kicked.
+func (t *thread) wait(ch <-chan struct{}, d time.Duration, timed bool) (kicked bool) {
+	if t.interrupted() {
+		return true
+	}
+	var timeout <-chan time.Time
+	if timed {
+		tm := time.NewTimer(d)
+		defer tm.Stop()
+		timeout = tm.C
+	}
+	select {
+	case <-ch:
+		return false
+	case <-timeout:
+		return false
+	case <-t.kickCh:
+		return true
+	}
+}
+
+// interrupted reports whether a wait must end at once: the guest is
+// exiting or a signal the thread does not block is pending.
+func (t *thread) interrupted() bool {
+	if t.m.exiting.Load() {
+		return true
+	}
+	t.m.sig.mu.Lock()
+	p := t.pending.Load() | t.m.sig.pending
+	t.m.sig.mu.Unlock()
+	return p&^t.sigmask.Load() != 0
+}
+
+func sysClone(t *thread, a *sysArgs) int64 {
+	const want = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
+		unix.CLONE_THREAD | unix.CLONE_SYSVSEM
+	flags, stack, tls := a.a[0], a.a[1], a.a[4]
+	if flags&^unix.CLONE_SETTLS != want {
+		return -int64(unix.EINVAL)
+	}
+	m := t.m
+	c, err := m.newVCPU()
+	if err != nil {
+		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
+		return -int64(unix.EAGAIN)
+	}
+	// The child starts as a copy of the parent at the instruction after
+	// SYSCALL, on its new stack, with RAX 0 and its own FS base.
+	run := t.cpu.k.Run
+	regs := *run.Regs()
+	regs.RAX, regs.RSP, regs.RIP, regs.RFLAGS = 0, stack, regs.RCX, rflagsDefault
+	regs.R11 = rflagsDefault
+	sregs := m.initialSregs(c)
+	sregs.FS.Base = run.Sregs().FS.Base
+	if flags&unix.CLONE_SETTLS != 0 {
+		sregs.FS.Base = tls
+	}
+	if err := c.k.SetSregs(&sregs); err != nil {
+		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
+		return -int64(unix.EAGAIN)
+	}
+	if err := c.k.SetRegs(&regs); err != nil {
+		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
+		return -int64(unix.EAGAIN)
+	}
+	child := m.addThread(c, t)
+	child.alt = altStack{flags: ssDisable}
+	m.startThread(child)
+	return int64(child.tid)
+}
