@@ -39,17 +39,18 @@ const (
 
 // Kernel virtual layout (supervisor-only pages in the upper half).
 const (
-	kernIDT   = kernBase
-	kernStubs = kernBase + 0x1000
-	kernEntry = kernBase + 0x2000 // the SYSCALL entry page, user-executable
-	kernCPU   = kernBase + 0x10000 // per-vCPU: GDT+TSS page, then ring-0 stack page
-	cpuStride = 0x2000
+	kernIDT      = kernBase
+	kernStubs    = kernBase + 0x1000
+	kernEntry    = kernBase + 0x2000  // the SYSCALL entry page, user-executable
+	kernDoorbell = kernBase + 0x3000  // maps the doorbell: MMIO, not memory
+	kernCPU      = kernBase + 0x10000 // per-vCPU: GDT+TSS page, then ring-0 stack page
+	cpuStride    = 0x2000
 )
 
 const (
-	stubSize      = 16
-	stubOther     = 32 * stubSize
-	tssOffset     = 0x100 // in the per-vCPU page, after the GDT
+	stubSize  = 16
+	stubOther = 32 * stubSize
+	tssOffset = 0x100 // in the per-vCPU page, after the GDT
 	// rflagsDefault is IF, the reserved bit, and IOPL 3: on kvm-pvm the
 	// SYSCALL target runs with user privilege (see setupKernel), so the
 	// syscall stub's `out` needs IOPL 3. It lets guest code reach only the
@@ -123,9 +124,13 @@ func buildStubs(page []byte) {
 	stub(stubOther, portOther)
 }
 
-// buildEntry fills the SYSCALL entry page: `out %al, $portSyscall; hlt`.
+// buildEntry fills the SYSCALL entry page: a one-byte store to the
+// doorbell page (guest-physical memory no slot backs, so the store exits to
+// the tender as MMIO from whatever privilege the entry runs at), then hlt.
 func buildEntry(page []byte) {
-	copy(page, []byte{0xe6, portSyscall, 0xf4})
+	page[0] = 0xa2 // movabs %al, moffs64
+	le.PutUint64(page[1:], kernDoorbell)
+	page[9] = 0xf4
 }
 
 // buildIDT fills the IDT: 64-bit interrupt gates to the stubs, DPL 0, so

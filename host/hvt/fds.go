@@ -25,6 +25,7 @@ const (
 	fileConsole
 	fileEventfd
 	fileEpoll
+	filePipe
 )
 
 type file struct {
@@ -95,34 +96,21 @@ func sysRead(t *thread, a *sysArgs) int64 {
 	if f == nil || !f.readable {
 		return -int64(unix.EBADF)
 	}
-	n := min(a.a[2], maxIO)
-	switch f.kind {
-	case fileNull:
+	if f.kind == fileNull {
 		return 0
-	case fileEventfd:
-		if n < 8 {
-			return -int64(unix.EINVAL)
-		}
-		var b [8]byte
-		for {
-			_, err := unix.Read(f.host, b[:])
-			if err == unix.EAGAIN && !f.nonblock {
-				if t.pollWait(f.host, unix.POLLIN, -1) {
-					return -int64(unix.EINTR)
-				}
-				continue
-			}
-			if err != nil {
-				return errno(err)
-			}
-			break
-		}
-		if err := t.m.mem.copyOut(a.a[1], b[:]); err != nil {
-			return errno(err)
-		}
-		return 8
 	}
-	return -int64(unix.EINVAL)
+	if f.host < 0 {
+		return -int64(unix.EINVAL)
+	}
+	buf := make([]byte, min(a.a[2], maxIO))
+	n, res := t.hostIO(f, unix.POLLIN, func() (int, error) { return unix.Read(f.host, buf) })
+	if res != 0 {
+		return res
+	}
+	if err := t.m.mem.copyOut(a.a[1], buf[:n]); err != nil {
+		return errno(err)
+	}
+	return int64(n)
 }
 
 func sysWrite(t *thread, a *sysArgs) int64 {
@@ -130,27 +118,71 @@ func sysWrite(t *thread, a *sysArgs) int64 {
 	if f == nil || !f.writable {
 		return -int64(unix.EBADF)
 	}
-	n := min(a.a[2], maxIO)
-	buf := make([]byte, n)
+	buf := make([]byte, min(a.a[2], maxIO))
 	if err := t.m.mem.copyIn(a.a[1], buf); err != nil {
 		return errno(err)
 	}
-	switch f.kind {
-	case fileConsole:
+	if f.kind == fileConsole {
 		if _, err := f.w.Write(buf); err != nil {
 			return -int64(unix.EIO)
 		}
-		return int64(n)
-	case fileEventfd:
-		if n < 8 {
-			return -int64(unix.EINVAL)
-		}
-		if _, err := unix.Write(f.host, buf[:8]); err != nil {
-			return errno(err)
-		}
-		return 8
+		return int64(len(buf))
 	}
-	return -int64(unix.EINVAL)
+	n, res := t.hostIO(f, unix.POLLOUT, func() (int, error) { return unix.Write(f.host, buf) })
+	if res != 0 {
+		return res
+	}
+	return int64(n)
+}
+
+// hostIO performs a read or write on a host-backed descriptor. Host
+// descriptors are always non-blocking, so the tender's thread can be
+// kicked; a descriptor the guest left blocking waits here for readiness.
+func (t *thread) hostIO(f *file, ev int16, op func() (int, error)) (int, int64) {
+	for {
+		n, err := op()
+		if err == unix.EAGAIN && !f.nonblock {
+			if t.pollWait(f.host, ev, -1) {
+				return 0, -int64(unix.EINTR)
+			}
+			continue
+		}
+		if err != nil {
+			return 0, errno(err)
+		}
+		return n, 0
+	}
+}
+
+func sysPipe2(t *thread, a *sysArgs) int64 {
+	flags := int(a.a[1])
+	if flags&^(unix.O_CLOEXEC|unix.O_NONBLOCK) != 0 {
+		return -int64(unix.EINVAL)
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return errno(err)
+	}
+	nb, ce := flags&unix.O_NONBLOCK != 0, flags&unix.O_CLOEXEC != 0
+	r := t.m.fds.add(&file{kind: filePipe, host: p[0], nonblock: nb, cloexec: ce, readable: true})
+	if r < 0 {
+		unix.Close(p[1])
+		return r
+	}
+	w := t.m.fds.add(&file{kind: filePipe, host: p[1], nonblock: nb, cloexec: ce, writable: true})
+	if w < 0 {
+		sysClose(t, &sysArgs{a: [6]uint64{uint64(r)}})
+		return w
+	}
+	var b [8]byte
+	le.PutUint32(b[0:], uint32(r))
+	le.PutUint32(b[4:], uint32(w))
+	if err := t.m.mem.copyOut(a.a[0], b[:]); err != nil {
+		sysClose(t, &sysArgs{a: [6]uint64{uint64(r)}})
+		sysClose(t, &sysArgs{a: [6]uint64{uint64(w)}})
+		return errno(err)
+	}
+	return 0
 }
 
 func sysClose(t *thread, a *sysArgs) int64 {

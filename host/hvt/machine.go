@@ -64,6 +64,8 @@ type machine struct {
 	stats   *stats
 	timePA  uint64 // the vDSO data page
 
+	doorbellPA uint64 // guest-physical page outside the memory slot
+
 	wg       sync.WaitGroup
 	exiting  atomic.Bool
 	exitOnce sync.Once
@@ -239,6 +241,10 @@ func (m *machine) setupKernel() error {
 		return err
 	}
 	buildEntry(m.mem.host[pa : pa+pageSize])
+	m.doorbellPA = uint64(len(m.mem.host))
+	if err := m.mem.mapPage(kernDoorbell, m.doorbellPA, ptePresent|pteUser|pteWrite|pteNX); err != nil {
+		return err
+	}
 
 	if err := m.mem.populate(vdsoBase, vdsoBase+pageSize, protRead|protExec, vdso.Image(), 0); err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/host/hvt/kvm"
 )
 
 // The Mote ABI: the system calls a guest may make, and how each is served.
@@ -64,7 +66,12 @@ func init() {
 		unix.SYS_EXIT_GROUP:        {"exit_group", sysExitGroup},
 		unix.SYS_EPOLL_CTL:         {"epoll_ctl", sysEpollCtl},
 		unix.SYS_TGKILL:            {"tgkill", func(t *thread, a *sysArgs) int64 { return t.sysTgkill(int(a.a[0]), int(a.a[1]), int(a.a[2])) }},
-		unix.SYS_OPENAT:            {"openat", func(t *thread, a *sysArgs) int64 { return -int64(unix.ENOENT) }},
+		unix.SYS_OPENAT:            {"openat", noFile},
+		unix.SYS_READLINKAT:        {"readlinkat", noFile},
+		unix.SYS_NEWFSTATAT:        {"newfstatat", noFile},
+		unix.SYS_FACCESSAT:         {"faccessat", noFile},
+		unix.SYS_FACCESSAT2:        {"faccessat2", noFile},
+		unix.SYS_PIPE2:             {"pipe2", sysPipe2},
 		unix.SYS_EPOLL_PWAIT:       {"epoll_pwait", sysEpollPwait},
 		unix.SYS_EVENTFD2:          {"eventfd2", sysEventfd2},
 		unix.SYS_EPOLL_CREATE1:     {"epoll_create1", sysEpollCreate1},
@@ -131,6 +138,10 @@ func sysName(nr uint64) string {
 	return fmt.Sprintf("syscall %d", nr)
 }
 
+// noFile answers a path lookup: the guest has no file system, so no path
+// exists.
+func noFile(t *thread, a *sysArgs) int64 { return -int64(unix.ENOENT) }
+
 func sysRtSigreturn(t *thread, a *sysArgs) int64 {
 	if err := t.sysRtSigreturn(a.rsp); err != nil {
 		r := t.cpu.k.Run.Regs()
@@ -158,6 +169,7 @@ func sysArchPrctl(t *thread, a *sysArgs) int64 {
 			return -int64(unix.EPERM)
 		}
 		s.FS.Base = a.a[1]
+		t.cpu.k.Run.MarkDirty(kvm.SyncRegsSregs)
 		return 0
 	case archGetFS:
 		if err := t.m.mem.writeU64(a.a[1], s.FS.Base); err != nil {

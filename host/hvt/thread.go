@@ -151,6 +151,12 @@ func (t *thread) handleExit() bool {
 			t.crash("unexpected interrupt or exception vector above 31", nil)
 			return true
 		}
+	case kvm.ExitMMIO:
+		addr, _ := run.MMIO()
+		if addr&^(pageSize-1) == t.m.doorbellPA {
+			return t.syscall(run.Regs().RSP)
+		}
+		t.crash(fmt.Sprintf("access to guest-physical %#x, which is not memory", addr), nil)
 	case kvm.ExitInternalError:
 		sub, data := run.InternalError()
 		t.crash(fmt.Sprintf("KVM internal error, suberror %d, data %#x", sub, data), nil)
@@ -173,8 +179,13 @@ func (t *thread) resume(u userState) {
 	run := t.cpu.k.Run
 	r := run.Regs()
 	r.RIP, r.RSP, r.RFLAGS = u.rip, u.rsp, u.rflags&^(1<<8|1<<10)|rflagsDefault // no TF or DF
-	userSegments(run.Sregs())
-	run.MarkDirty(kvm.SyncRegsGPRs | kvm.SyncRegsSregs)
+	run.MarkDirty(kvm.SyncRegsGPRs)
+	// Writing the special registers is costly (KVM revalidates them all),
+	// so only an exit taken in ring 0 (an exception) pays for it.
+	if s := run.Sregs(); s.CS.Selector&3 != 3 {
+		userSegments(s)
+		run.MarkDirty(kvm.SyncRegsSregs)
+	}
 }
 
 // exception handles a CPU exception raised in the guest.

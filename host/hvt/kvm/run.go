@@ -136,3 +136,10 @@ func (r Run) MarkDirty(sets uint64) { r.p.DirtyRegs |= sets }
 
 // SetValid selects which register sets KVM fills in on every exit.
 func (r Run) SetValid(sets uint64) { r.p.ValidRegs = sets }
+
+// MMIO describes a KVM_EXIT_MMIO: the guest-physical address and whether
+// the access was a write.
+func (r Run) MMIO() (addr uint64, write bool) {
+	e := r.p.exit[:]
+	return *(*uint64)(unsafe.Pointer(&e[0])), e[20] != 0
+}
