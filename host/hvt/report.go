@@ -43,7 +43,7 @@ func (t *thread) report(what string, u *userState) string {
 	fmt.Fprintf(&b, "  r13 %#016x  r14 %#016x  r15 %#016x  fs  %#016x\n", r.R13, r.R14, r.R15, s.FS.Base)
 	fmt.Fprintf(&b, "  cr2 %#016x\n", s.CR2)
 	b.WriteString("backtrace:\n")
-	for _, pc := range t.backtrace(rip, r.RBP) {
+	for _, pc := range t.backtrace(rip, rsp, r.RBP) {
 		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(t.m.img.Symbolize(pc).String(), "\n", "\n  "))
 	}
 	if t.lastNext > 0 {
@@ -58,9 +58,16 @@ func (t *thread) report(what string, u *userState) string {
 }
 
 // backtrace follows the frame-pointer chain Go maintains on amd64, reading
-// guest memory without faulting anything in.
-func (t *thread) backtrace(pc, fp uint64) []uint64 {
+// guest memory without faulting anything in. A leaf function without a
+// frame has not pushed RBP, so its caller is found from the return address
+// at the top of the stack, when that follows a call instruction.
+func (t *thread) backtrace(pc, sp, fp uint64) []uint64 {
 	pcs := []uint64{pc}
+	if ret, ok := t.m.mem.peek(sp); ok && t.isReturnAddress(ret) {
+		if next, ok := t.m.mem.peek(fp + 8); !ok || next != ret {
+			pcs = append(pcs, ret-1)
+		}
+	}
 	for i := 0; i < 64 && fp != 0 && fp%8 == 0; i++ {
 		next, ok1 := t.m.mem.peek(fp)
 		ret, ok2 := t.m.mem.peek(fp + 8)
@@ -74,4 +81,17 @@ func (t *thread) backtrace(pc, fp uint64) []uint64 {
 		fp = next
 	}
 	return pcs
+}
+
+// isReturnAddress reports whether a call instruction (call rel32) ends at
+// ret inside the program's code.
+func (t *thread) isReturnAddress(ret uint64) bool {
+	if ret < 5 || t.m.img.Symbolize(ret-1).Function == "" {
+		return false
+	}
+	w, ok := t.m.mem.peek((ret - 5) &^ 7)
+	if !ok {
+		return false
+	}
+	return byte(w>>(8*((ret-5)&7))) == 0xe8
 }

@@ -101,6 +101,11 @@ func Parse(path string, data []byte) (*Image, error) {
 	if ef.ByteOrder.String() != "LittleEndian" {
 		return nil, refuse(path, "big-endian ELF")
 	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			return nil, refuse(path, "dynamically linked (has an interpreter): build with CGO_ENABLED=0")
+		}
+	}
 	switch ef.Type {
 	case elf.ET_EXEC:
 	case elf.ET_DYN:
@@ -111,8 +116,6 @@ func Parse(path string, data []byte) (*Image, error) {
 	img := &Image{Path: path, Size: int64(len(data)), Entry: ef.Entry, data: data}
 	for _, p := range ef.Progs {
 		switch p.Type {
-		case elf.PT_INTERP:
-			return nil, refuse(path, "dynamically linked (has an interpreter): build with CGO_ENABLED=0")
 		case elf.PT_DYNAMIC:
 			return nil, refuse(path, "dynamically linked (has a PT_DYNAMIC segment): build with CGO_ENABLED=0")
 		case elf.PT_LOAD:

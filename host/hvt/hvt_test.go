@@ -1,0 +1,392 @@
+package hvt_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moteos/mote/host/hvt"
+)
+
+// These tests boot real Go programs (testdata/guests, and test binaries of
+// the standard library) on KVM and compare what they do with the same
+// binary run natively. Every guest runs with Strict set, so a system call
+// outside the Mote ABI fails the test instead of hiding behind ENOSYS.
+
+var (
+	guestDir  string
+	buildOnce sync.Once
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	if reason := kvmMissing(); reason != "" {
+		fmt.Fprintf(os.Stderr, "\n*** hvt: KVM TESTS SKIPPED: %s ***\n\n", reason)
+	}
+	dir, err := os.MkdirTemp("", "mote-hvt-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	guestDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// kvmMissing says why KVM tests cannot run here, or "".
+func kvmMissing() string {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Sprintf("/dev/kvm is not usable (%v)", err)
+	}
+	f.Close()
+	return ""
+}
+
+func needKVM(t *testing.T) {
+	t.Helper()
+	if reason := kvmMissing(); reason != "" {
+		t.Skipf("SKIPPED LOUDLY: %s", reason)
+	}
+}
+
+// guestBuild builds the static guest binaries once, as mote build -t hvt does.
+func guest(t *testing.T, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		ents, err := os.ReadDir("testdata/guests")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		args := []string{"build", "-trimpath", "-o", guestDir + "/"}
+		for _, e := range ents {
+			args = append(args, "./testdata/guests/"+e.Name())
+		}
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building guests: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(guestDir, name)
+}
+
+type result struct {
+	status         int
+	err            error
+	stdout, stderr string
+}
+
+func runHVT(t *testing.T, cfg hvt.Config) result {
+	t.Helper()
+	var out, errb syncBuffer
+	cfg.Stdout, cfg.Stderr, cfg.Strict = &out, &errb, true
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	status, err := hvt.Run(ctx, cfg)
+	return result{status, err, out.String(), errb.String()}
+}
+
+func runNative(t *testing.T, path string, args []string, env []string) result {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	status := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		status = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{status: status, stdout: out.String(), stderr: errb.String()}
+}
+
+// TestGuestsMatchNative runs each program natively and under hvt and
+// requires the same standard output and exit status.
+func TestGuestsMatchNative(t *testing.T) {
+	needKVM(t)
+	for _, c := range []struct {
+		name string
+		args []string
+		env  []string
+		mem  uint64
+	}{
+		{name: "hello"},
+		{name: "hello", args: []string{"7"}},
+		{name: "goroutines"},
+		{name: "gcstress", mem: 32 << 20}, // allocates >400 MiB in a 32 MiB guest
+		{name: "timers"},
+		{name: "preempt"},
+		{name: "nilderef"},
+		{name: "cryptorand"},
+		{name: "clockreads"},
+		{name: "argsenv", args: []string{"one", "two words"}, env: []string{"MOTE_TEST_A=alpha", "MOTE_TEST_B="}},
+		{name: "panic"},
+	} {
+		t.Run(strings.Join(append([]string{c.name}, c.args...), "_"), func(t *testing.T) {
+			path := guest(t, c.name)
+			native := runNative(t, path, c.args, c.env)
+			got := runHVT(t, hvt.Config{Image: path, Args: c.args, Env: c.env, Memory: c.mem})
+			if got.err != nil {
+				t.Fatalf("hvt: %v\nstderr:\n%s", got.err, got.stderr)
+			}
+			if got.status != native.status || got.stdout != native.stdout {
+				t.Errorf("hvt: status %d, stdout:\n%s\nnative: status %d, stdout:\n%s\nhvt stderr:\n%s",
+					got.status, got.stdout, native.status, native.stdout, got.stderr)
+			}
+		})
+	}
+}
+
+func TestPanicExitsTwoWithRuntimeMessage(t *testing.T) {
+	needKVM(t)
+	got := runHVT(t, hvt.Config{Image: guest(t, "panic")})
+	if got.status != 2 || got.err != nil {
+		t.Fatalf("status %d, err %v; want 2, nil", got.status, got.err)
+	}
+	for _, want := range []string{"panic: deliberate panic from a Mote guest", "main.main()", "goroutine 1 [running]"} {
+		if !strings.Contains(got.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, got.stderr)
+		}
+	}
+}
+
+func TestParallelOnTwoCPUs(t *testing.T) {
+	needKVM(t)
+	got := runHVT(t, hvt.Config{Image: guest(t, "parallel"), CPUs: 2})
+	want := "NumCPU: 2 GOMAXPROCS: 2\nran in parallel: true\n"
+	if got.err != nil || got.stdout != want {
+		t.Fatalf("err %v, stdout:\n%s\nwant:\n%s\nstderr:\n%s", got.err, got.stdout, want, got.stderr)
+	}
+}
+
+func TestOutOfMemoryIsReported(t *testing.T) {
+	needKVM(t)
+	got := runHVT(t, hvt.Config{Image: guest(t, "oom"), Memory: 32 << 20})
+	var ee *hvt.ExitError
+	if !errors.As(got.err, &ee) || got.status != hvt.ExitOOM || ee.ExitCode() != hvt.ExitOOM {
+		t.Fatalf("status %d, err %v; want %d and an ExitError", got.status, got.err, hvt.ExitOOM)
+	}
+	for _, want := range []string{"out of memory", "32 MiB", "main.main", "oom/main.go"} {
+		if !strings.Contains(ee.Report, want) {
+			t.Errorf("report lacks %q:\n%s", want, ee.Report)
+		}
+	}
+}
+
+func TestUnhandledFaultIsReportedWithBacktrace(t *testing.T) {
+	needKVM(t)
+	got := runHVT(t, hvt.Config{Image: guest(t, "crash")})
+	var ee *hvt.ExitError
+	if !errors.As(got.err, &ee) || got.status != hvt.ExitCrash {
+		t.Fatalf("status %d, err %v; want %d", got.status, got.err, hvt.ExitCrash)
+	}
+	for _, want := range []string{"page fault at 0x0", "rip ", "cr2 ", "main.crashHere", "main.main", "crash/main.go:15", "last system calls"} {
+		if !strings.Contains(ee.Report, want) {
+			t.Errorf("report lacks %q:\n%s", want, ee.Report)
+		}
+	}
+}
+
+func TestStrictKillsCallOutsideABI(t *testing.T) {
+	needKVM(t)
+	got := runHVT(t, hvt.Config{Image: guest(t, "forbidden")})
+	var ee *hvt.ExitError
+	if !errors.As(got.err, &ee) || got.status != hvt.ExitBadSyscall {
+		t.Fatalf("status %d, err %v; want %d", got.status, got.err, hvt.ExitBadSyscall)
+	}
+	for _, want := range []string{"socket (nr 41", "outside the Mote ABI", "main.main"} {
+		if !strings.Contains(ee.Report, want) {
+			t.Errorf("report lacks %q:\n%s", want, ee.Report)
+		}
+	}
+	if got.stdout != "asking for a socket\n" {
+		t.Errorf("stdout %q", got.stdout)
+	}
+}
+
+func TestNonStrictAnswersENOSYSAndReports(t *testing.T) {
+	needKVM(t)
+	var out, errb syncBuffer
+	status, err := hvt.Run(context.Background(), hvt.Config{Image: guest(t, "forbidden"), Stdout: &out, Stderr: &errb})
+	if err != nil || status != 0 {
+		t.Fatalf("status %d, err %v", status, err)
+	}
+	if !strings.Contains(out.String(), "socket: function not implemented") {
+		t.Errorf("stdout %q", out.String())
+	}
+	if !strings.Contains(errb.String(), "outside the Mote ABI") || !strings.Contains(errb.String(), "socket (nr 41) ×1") {
+		t.Errorf("stderr lacks the report: %q", errb.String())
+	}
+}
+
+func TestClockReadsCostNoExit(t *testing.T) {
+	needKVM(t)
+	var stats syncBuffer
+	got := runHVT(t, hvt.Config{Image: guest(t, "clockreads"), Stats: &stats})
+	if got.err != nil || got.status != 0 {
+		t.Fatalf("status %d err %v", got.status, got.err)
+	}
+	// 200000 clock reads: any clock_gettime exit would show in the table.
+	if strings.Contains(stats.String(), "clock_gettime") {
+		t.Errorf("clock reads reached the tender:\n%s", stats.String())
+	}
+	if !strings.Contains(stats.String(), "rt_sigaction") {
+		t.Errorf("stats table missing:\n%s", stats.String())
+	}
+}
+
+// TestHostSignalIsForwarded sends SIGTERM to this process while a guest
+// waits for it: the tender forwards it and the guest shuts down cleanly.
+func TestHostSignalIsForwarded(t *testing.T) {
+	needKVM(t)
+	out := &syncBuffer{ready: make(chan struct{}), mark: "ready\n"}
+	done := make(chan result)
+	go func() {
+		var errb syncBuffer
+		status, err := hvt.Run(context.Background(), hvt.Config{Image: guest(t, "graceful"), Stdout: out, Stderr: &errb, Strict: true})
+		done <- result{status: status, err: err, stderr: errb.String()}
+	}()
+	select {
+	case <-out.ready:
+	case <-time.After(time.Minute):
+		t.Fatal("guest never became ready")
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	got := <-done
+	if got.err != nil || got.status != 3 || out.String() != "ready\ngot terminated - shutting down\n" {
+		t.Fatalf("status %d err %v stdout %q stderr %q", got.status, got.err, out.String(), got.stderr)
+	}
+}
+
+func TestBadImagesRefusedBeforeBoot(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	hello := guest(t, "hello")
+	data, err := os.ReadFile(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arm := filepath.Join(dir, "hello-arm64")
+	cmd := exec.Command("go", "build", "-o", arm, "./testdata/guests/hello")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH=arm64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	cases := []struct {
+		path, want string
+	}{
+		{filepath.Join(dir, "missing"), "no such file"},
+		{write("text", []byte("#!/bin/sh\necho hi\n")), "not an ELF file"},
+		{write("short", data[:40]), "truncated ELF header"},
+		{write("truncated", data[:len(data)/3]), "truncated"},
+		{arm, "want x86-64"},
+		{dir, "not a regular file"},
+	}
+	if sh, err := exec.LookPath("sh"); err == nil {
+		cases = append(cases, struct{ path, want string }{sh, "dynamically linked"})
+	}
+	for _, c := range cases {
+		got := runHVT(t, hvt.Config{Image: c.path})
+		if got.status != hvt.ExitTender || got.err == nil || !strings.Contains(got.err.Error(), c.want) {
+			t.Errorf("%s: status %d, err %v; want %d and %q", filepath.Base(c.path), got.status, got.err, hvt.ExitTender, c.want)
+		}
+	}
+}
+
+// TestStdlibTests runs test binaries of the standard library inside hvt.
+// Tests that need a file system or exec, which the Mote ABI does not
+// have, are skipped by name.
+func TestStdlibTests(t *testing.T) {
+	needKVM(t)
+	if testing.Short() {
+		t.Skip("builds standard library test binaries")
+	}
+	for _, c := range []struct {
+		pkg, skip string
+	}{
+		{pkg: "sync", skip: "^(TestMutexMisuse|TestIssue76126|ExampleOnceValues)$"}, // exec, files
+		{pkg: "strings"},
+		{pkg: "sort"},
+		{pkg: "encoding/json", skip: "^TestHTTPDecoding$"}, // a loopback HTTP server
+		{pkg: "math/big"},
+		{pkg: "regexp", skip: "^(TestRE2Search|TestRE2Exhaustive)$"}, // testdata files
+		{pkg: "container/list"},
+	} {
+		t.Run(c.pkg, func(t *testing.T) {
+			t.Parallel()
+			bin := filepath.Join(guestDir, strings.ReplaceAll(c.pkg, "/", "_")+".test")
+			cmd := exec.Command("go", "test", "-c", "-o", bin, c.pkg)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			args := []string{"-test.short", "-test.v"}
+			if c.skip != "" {
+				args = append(args, "-test.skip", c.skip)
+			}
+			got := runHVT(t, hvt.Config{Image: bin, Args: args, Memory: 512 << 20, CPUs: 2})
+			if got.err != nil || got.status != 0 || !strings.HasSuffix(strings.TrimSpace(got.stdout), "PASS") {
+				t.Fatalf("status %d err %v\n%s\n%s", got.status, got.err, tail(got.stdout, 40), got.stderr)
+			}
+		})
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// syncBuffer is a bytes.Buffer safe for the tender's threads; if ready is
+// set it is closed once the output contains mark.
+type syncBuffer struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
+	ready chan struct{}
+	mark  string
+	fired bool
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.b.Write(p)
+	if s.ready != nil && !s.fired && strings.Contains(s.b.String(), s.mark) {
+		s.fired = true
+		close(s.ready)
+	}
+	return n, err
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
