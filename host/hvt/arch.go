@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/moteos/mote/host/hvt/kvm"
+	"github.com/moteos/mote/host/hvt/shim"
 )
 
 // The guest's x86-64 machine state.
@@ -42,7 +43,7 @@ const (
 	kernIDT      = kernBase
 	kernStubs    = kernBase + 0x1000
 	kernEntry    = kernBase + 0x2000  // the SYSCALL entry page, user-executable
-	kernDoorbell = kernBase + 0x3000  // maps the doorbell: MMIO, not memory
+	kernDoorbell = shim.Doorbell      // maps the doorbell: MMIO, not memory
 	kernCPU      = kernBase + 0x10000 // per-vCPU: GDT+TSS page, then ring-0 stack page
 	cpuStride    = 0x2000
 )

@@ -15,7 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/moteos/mote/host/hvt/kvm"
+	"github.com/moteos/mote/host/hvt/shim"
 	"github.com/moteos/mote/host/hvt/vdso"
 	"github.com/moteos/mote/host/image"
 )
@@ -63,6 +66,9 @@ type machine struct {
 	futexes futexTable
 	stats   *stats
 	timePA  uint64 // the vDSO data page
+	procPA  uint64 // the shim's process page
+	blocks  []bool // thread blocks in use, guarded by mu
+	patched int    // system-call sites rewritten to call the shim
 
 	doorbellPA uint64 // guest-physical page outside the memory slot
 
@@ -148,6 +154,7 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 		return nil, err
 	}
 	m.fds = newFDTable(m)
+	m.blocks = make([]bool, shim.MaxThreads)
 	return m, nil
 }
 
@@ -254,7 +261,48 @@ func (m *machine) setupKernel() error {
 	}
 	m.mem.insert(area{vdsoBase, vdsoBase + vdso.Size, protRead | protExec, areaVDSO})
 	m.timePA, _, _ = m.mem.translate(vdsoBase + pageSize)
+	return m.setupShim()
+}
+
+// setupShim maps the shim's code, its process page and the thread blocks.
+func (m *machine) setupShim() error {
+	for _, s := range m.img.Segments {
+		if s.Vaddr < shimBase+shim.Size && s.Vaddr+s.Memsz > shimBase {
+			return fmt.Errorf("hvt: the image's segment at %#x overlaps the shim at %#x", s.Vaddr, uint64(shimBase))
+		}
+	}
+	mem := m.mem
+	if err := mem.populate(shimBase, shimBase+pageSize, protRead|protExec, shim.Code, 0); err != nil {
+		return err
+	}
+	if err := mem.populate(shimBase+shim.ProcOffset, shimBase+shim.Size, protRead|protWrite, nil, 0); err != nil {
+		return err
+	}
+	mem.insert(area{shimBase, shimBase + shim.Size, protRead, areaShim})
+	m.procPA, _, _ = mem.translate(shimBase + shim.ProcOffset)
+	mask := uint64(1)<<uint(m.cfg.CPUs) - 1
+	if m.cfg.CPUs == 64 {
+		mask = ^uint64(0)
+	}
+	le.PutUint64(mem.host[m.procPA+shim.ProcCPUMask:], mask)
 	return nil
+}
+
+// parkVCPU keeps an unused vCPU for a later thread.
+func (m *machine) parkVCPU(c *vcpu) {
+	m.mu.Lock()
+	m.idle = append(m.idle, c)
+	m.mu.Unlock()
+}
+
+// dropThread undoes addThread for a thread that never ran.
+func (m *machine) dropThread(t *thread) {
+	m.mu.Lock()
+	delete(m.threads, t.tid)
+	m.blocks[t.blkIndex] = false
+	m.idle = append(m.idle, t.cpu)
+	m.mu.Unlock()
+	unix.Close(t.kickFD)
 }
 
 // initialSregs is vCPU c's special registers on entry to the program.
@@ -345,6 +393,18 @@ func (m *machine) newVCPU() (*vcpu, error) {
 	return c, nil
 }
 
+// prepareVCPUs creates n vCPUs ahead of the guest's first clones, while
+// the guest is busy starting: a Go program makes a few threads at once.
+func (m *machine) prepareVCPUs(n int) {
+	for i := 0; i < n && !m.exiting.Load(); i++ {
+		c, err := m.newVCPU()
+		if err != nil {
+			return
+		}
+		m.parkVCPU(c)
+	}
+}
+
 // run boots the program and waits for it to end.
 func (m *machine) run(ctx context.Context) (int, error) {
 	start := time.Now()
@@ -352,11 +412,17 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	if err != nil {
 		return ExitTender, &ExitError{ExitTender, err.Error()}
 	}
+	m.patched = m.patchSyscalls()
 	c, err := m.newVCPU()
 	if err != nil {
 		return ExitTender, &ExitError{ExitTender, err.Error()}
 	}
+	t, err := m.addThread(c, nil)
+	if err != nil {
+		return ExitTender, &ExitError{ExitTender, err.Error()}
+	}
 	sregs := m.initialSregs(c)
+	sregs.GS.Base = t.blkVA
 	if err := c.k.SetSregs(&sregs); err != nil {
 		return ExitTender, &ExitError{ExitTender, err.Error()}
 	}
@@ -371,8 +437,8 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	t := m.addThread(c, nil)
 	m.startThread(t)
+	go m.prepareVCPUs(3)
 
 	go func() {
 		for {

@@ -50,6 +50,7 @@ const (
 	stackTop  = 0x7ffffffff000
 	stackSize = 8 << 20
 	vdsoBase  = 0x7ffff7ff0000
+	shimBase  = 0x200000       // below the Go text at 0x400000, in reach of rel32 calls
 	mmapTop   = 0x7ff000000000 // mmap(NULL) allocates downward from here
 	mmapFloor = 1 << 32        // and never below this
 	kernBase  = 0x7f8000000000 // supervisor-only pages; kvm-pvm refuses the upper half
@@ -61,6 +62,7 @@ const (
 	areaImage        // the program's own segments
 	areaStack        // the main thread's stack
 	areaVDSO         // the vDSO and its data page
+	areaShim         // the system-call shim and its data
 )
 
 // Protections of an area (Linux PROT_ values).

@@ -2,11 +2,16 @@ package hvt
 
 import (
 	"fmt"
+	"math/bits"
+	"runtime"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/moteos/mote/host/hvt/kvm"
+	"github.com/moteos/mote/host/hvt/shim"
 )
 
 // Signals, delivered as Linux delivers them on x86-64: an rt_sigframe
@@ -88,13 +93,69 @@ type altStack struct {
 	flags    int32
 }
 
-// sigState is the process-wide part: actions and process-directed pending
-// signals.
+// Signal state lives in guest memory, in the shim's process page and
+// thread blocks (package shim), because the shim reads and writes it
+// without exits: the actions, each thread's mask and alternate stack, and
+// the pending sets. The tender keeps only the siginfo of pending signals.
+// The guest can scribble on all of it; the tender validates what it reads
+// as it validates any system call argument.
+
+// sigState is the process-wide part the tender keeps.
 type sigState struct {
-	mu       sync.Mutex
-	actions  [nsig + 1]sigaction
-	pending  uint64
+	mu       sync.Mutex // orders posting and taking of pending signals
 	pendInfo [nsig + 1]siginfo
+}
+
+// action reads signal sig's action under the slot's sequence counter. A
+// guest that leaves the counter odd gets whatever the slot holds after a
+// bounded wait: it cannot hang the tender.
+func (m *machine) action(sig int) sigaction {
+	w := m.actionWords(sig)
+	var a sigaction
+	for try := 0; try < 1000; try++ {
+		seq := atomic.LoadUint64(&w[0])
+		a = sigaction{atomic.LoadUint64(&w[1]), atomic.LoadUint64(&w[2]), atomic.LoadUint64(&w[3]), atomic.LoadUint64(&w[4])}
+		if seq&1 == 0 && atomic.LoadUint64(&w[0]) == seq {
+			break
+		}
+		runtime.Gosched()
+	}
+	return a
+}
+
+func (m *machine) setAction(sig int, a sigaction) {
+	w := m.actionWords(sig)
+	atomic.AddUint64(&w[0], 1)
+	atomic.StoreUint64(&w[1], a.handler)
+	atomic.StoreUint64(&w[2], a.flags)
+	atomic.StoreUint64(&w[3], a.restorer)
+	atomic.StoreUint64(&w[4], a.mask&^unblockable)
+	atomic.AddUint64(&w[0], 1)
+}
+
+func (m *machine) actionWords(sig int) *[5]uint64 {
+	return (*[5]uint64)(unsafe.Pointer(&m.mem.host[m.procPA+shim.ProcActions+uint64(sig)*shim.ActionSize]))
+}
+
+// procPending is the set of signals pending for the whole guest.
+func (m *machine) procPending() *uint64 {
+	return (*uint64)(unsafe.Pointer(&m.mem.host[m.procPA+shim.ProcPending]))
+}
+
+func (t *thread) mask() uint64       { return atomic.LoadUint64(&t.blk[shim.WordMask]) }
+func (t *thread) setMask(v uint64)   { atomic.StoreUint64(&t.blk[shim.WordMask], v&^unblockable) }
+func (t *thread) pendingSet() uint64 { return atomic.LoadUint64(&t.blk[shim.WordPending]) }
+func (t *thread) altStack() altStack {
+	return altStack{
+		sp:    atomic.LoadUint64(&t.blk[shim.WordAltSP]),
+		size:  atomic.LoadUint64(&t.blk[shim.WordAltSize]),
+		flags: int32(atomic.LoadUint64(&t.blk[shim.WordAltFlags])),
+	}
+}
+func (t *thread) setAltStack(a altStack) {
+	atomic.StoreUint64(&t.blk[shim.WordAltSP], a.sp)
+	atomic.StoreUint64(&t.blk[shim.WordAltSize], a.size)
+	atomic.StoreUint64(&t.blk[shim.WordAltFlags], uint64(uint32(a.flags)))
 }
 
 func bit(sig int) uint64 { return 1 << uint(sig-1) }
@@ -122,13 +183,10 @@ func (t *thread) sysRtSigaction(sig int, act, oact uint64, size uint64) int64 {
 		}
 		newAct = sigaction{le.Uint64(b[0:]), le.Uint64(b[8:]), le.Uint64(b[16:]), le.Uint64(b[24:]) &^ unblockable}
 	}
-	s := &t.m.sig
-	s.mu.Lock()
-	old := s.actions[sig]
+	old := t.m.action(sig)
 	if act != 0 {
-		s.actions[sig] = newAct
+		t.m.setAction(sig, newAct)
 	}
-	s.mu.Unlock()
 	if oact != 0 {
 		var b [32]byte
 		le.PutUint64(b[0:], old.handler)
@@ -146,7 +204,7 @@ func (t *thread) sysRtSigprocmask(how int, set, oset, size uint64) int64 {
 	if size != 8 {
 		return -int64(unix.EINVAL)
 	}
-	old := t.sigmask.Load()
+	old := t.mask()
 	if set != 0 {
 		v, err := t.m.mem.readU64(set)
 		if err != nil {
@@ -163,7 +221,7 @@ func (t *thread) sysRtSigprocmask(how int, set, oset, size uint64) int64 {
 		default:
 			return -int64(unix.EINVAL)
 		}
-		t.sigmask.Store(mask &^ unblockable)
+		t.setMask(mask)
 	}
 	if oset != 0 {
 		if err := t.m.mem.writeU64(oset, old); err != nil {
@@ -174,19 +232,21 @@ func (t *thread) sysRtSigprocmask(how int, set, oset, size uint64) int64 {
 }
 
 func (t *thread) onAltStack(sp uint64) bool {
-	return t.alt.flags&ssDisable == 0 && sp > t.alt.sp && sp-t.alt.sp <= t.alt.size
+	alt := t.altStack()
+	return alt.flags&ssDisable == 0 && sp > alt.sp && sp-alt.sp <= alt.size
 }
 
 func (t *thread) sysSigaltstack(ss, oss, sp uint64) int64 {
 	if oss != 0 {
 		var b [24]byte
-		le.PutUint64(b[0:], t.alt.sp)
-		flags := t.alt.flags
+		alt := t.altStack()
+		le.PutUint64(b[0:], alt.sp)
+		flags := alt.flags
 		if t.onAltStack(sp) {
 			flags |= ssOnstack
 		}
 		le.PutUint32(b[8:], uint32(flags))
-		le.PutUint64(b[16:], t.alt.size)
+		le.PutUint64(b[16:], alt.size)
 		if err := t.m.mem.copyOut(oss, b[:]); err != nil {
 			return errno(err)
 		}
@@ -202,13 +262,13 @@ func (t *thread) sysSigaltstack(ss, oss, sp uint64) int64 {
 		flags := int32(le.Uint32(b[8:]))
 		switch {
 		case flags == ssDisable:
-			t.alt = altStack{flags: ssDisable}
+			t.setAltStack(altStack{flags: ssDisable})
 		case flags == 0:
 			size := le.Uint64(b[16:])
 			if size < 2048 {
 				return -int64(unix.ENOMEM)
 			}
-			t.alt = altStack{sp: le.Uint64(b[0:]), size: size}
+			t.setAltStack(altStack{sp: le.Uint64(b[0:]), size: size})
 		default:
 			return -int64(unix.EINVAL)
 		}
@@ -255,9 +315,9 @@ func (t *thread) postSignal(sig int, info siginfo) {
 	info.signo = int32(sig)
 	s := &t.m.sig
 	s.mu.Lock()
-	if t.pending.Load()&bit(sig) == 0 {
+	if t.pendingSet()&bit(sig) == 0 {
 		t.pendInfo[sig] = info
-		t.pending.Or(bit(sig))
+		atomic.OrUint64(&t.blk[shim.WordPending], bit(sig))
 	}
 	s.mu.Unlock()
 	t.kick()
@@ -272,15 +332,15 @@ func (m *machine) postProcessSignal(sig int, info siginfo) {
 		return
 	}
 	m.sig.mu.Lock()
-	if m.sig.pending&bit(sig) == 0 {
-		m.sig.pending |= bit(sig)
+	if atomic.LoadUint64(m.procPending())&bit(sig) == 0 {
 		m.sig.pendInfo[sig] = info
+		atomic.OrUint64(m.procPending(), bit(sig))
 	}
 	m.sig.mu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, t := range m.threads {
-		if t.sigmask.Load()&bit(sig) == 0 {
+		if t.mask()&bit(sig) == 0 {
 			t.kick()
 			return
 		}
@@ -295,20 +355,16 @@ func (t *thread) takeSignal() (int, siginfo) {
 	s := &t.m.sig
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ready := (t.pending.Load() | s.pending) &^ t.sigmask.Load()
+	ready := (t.pendingSet() | atomic.LoadUint64(t.m.procPending())) &^ t.mask()
 	if ready == 0 {
 		return 0, siginfo{}
 	}
-	sig := 1
-	for ready&1 == 0 {
-		ready >>= 1
-		sig++
-	}
-	if t.pending.Load()&bit(sig) != 0 {
-		t.pending.And(^bit(sig))
+	sig := bits.TrailingZeros64(ready) + 1
+	if t.pendingSet()&bit(sig) != 0 {
+		atomic.AndUint64(&t.blk[shim.WordPending], ^bit(sig))
 		return sig, t.pendInfo[sig]
 	}
-	s.pending &^= bit(sig)
+	atomic.AndUint64(t.m.procPending(), ^bit(sig))
 	return sig, s.pendInfo[sig]
 }
 
@@ -321,13 +377,10 @@ func (t *thread) deliverSignals() bool {
 		if sig == 0 {
 			return false
 		}
-		s := &t.m.sig
-		s.mu.Lock()
-		act := s.actions[sig]
+		act := t.m.action(sig)
 		if act.handler > sigIGN && act.flags&saResethand != 0 {
-			s.actions[sig] = sigaction{}
+			t.m.setAction(sig, sigaction{})
 		}
-		s.mu.Unlock()
 		switch {
 		case act.handler == sigIGN:
 			continue
@@ -351,11 +404,8 @@ func (t *thread) deliverSignals() bool {
 // Like Linux, a fault that is blocked or has no handler kills the guest.
 func (t *thread) faultSignal(info siginfo, u userState, vector int) bool {
 	sig := int(info.signo)
-	s := &t.m.sig
-	s.mu.Lock()
-	act := s.actions[sig]
-	s.mu.Unlock()
-	if act.handler <= sigIGN || t.sigmask.Load()&bit(sig) != 0 {
+	act := t.m.action(sig)
+	if act.handler <= sigIGN || t.mask()&bit(sig) != 0 {
 		t.crash(fmt.Sprintf("%s at %#x (error code %#x; signal %d, no handler)", vectorName(vector), info.addr, info.err, sig), &u)
 		return true
 	}
@@ -378,9 +428,10 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	}
 	r := t.cpu.k.Run.Regs()
 	sp := u.rsp
+	alt := t.altStack()
 	onAlt := t.onAltStack(sp)
-	if act.flags&saOnstack != 0 && t.alt.flags&ssDisable == 0 && !onAlt {
-		sp = t.alt.sp + t.alt.size
+	if act.flags&saOnstack != 0 && alt.flags&ssDisable == 0 && !onAlt {
+		sp = alt.sp + alt.size
 	} else {
 		sp -= 128 // the red zone
 	}
@@ -414,13 +465,13 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	le.PutUint64(frame[0:], act.restorer)
 	uc := frame[ucOffset:]
 	le.PutUint64(uc[0:], ucFlags)
-	le.PutUint64(uc[16:], t.alt.sp)
-	altFlags := t.alt.flags
+	le.PutUint64(uc[16:], alt.sp)
+	altFlags := alt.flags
 	if onAlt {
 		altFlags |= ssOnstack
 	}
 	le.PutUint32(uc[24:], uint32(altFlags))
-	le.PutUint64(uc[32:], t.alt.size)
+	le.PutUint64(uc[32:], alt.size)
 	mc := uc[mcontextOffset:]
 	for i, v := range []uint64{r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15,
 		r.RDI, r.RSI, r.RBP, r.RBX, r.RDX, r.RAX, r.RCX, u.rsp, u.rip, u.rflags} {
@@ -430,10 +481,10 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	le.PutUint16(mc[150:], selUserDS)
 	le.PutUint64(mc[152:], info.err)
 	le.PutUint64(mc[160:], info.trapno)
-	le.PutUint64(mc[168:], t.sigmask.Load())
+	le.PutUint64(mc[168:], t.mask())
 	le.PutUint64(mc[176:], info.addr) // cr2
 	le.PutUint64(mc[184:], fp)
-	le.PutUint64(uc[sigmaskOffset:], t.sigmask.Load())
+	le.PutUint64(uc[sigmaskOffset:], t.mask())
 	in := frame[infoOffset:]
 	le.PutUint32(in[0:], uint32(sig))
 	le.PutUint32(in[8:], uint32(info.code))
@@ -449,11 +500,11 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	if err := m.mem.copyOut(sp, frame); err != nil {
 		return fmt.Errorf("writing the signal frame at %#x: %w", sp, err)
 	}
-	mask := t.sigmask.Load() | act.mask
+	mask := t.mask() | act.mask
 	if act.flags&saNodefer == 0 {
 		mask |= bit(sig)
 	}
-	t.sigmask.Store(mask &^ unblockable)
+	t.setMask(mask)
 
 	r.RDI, r.RSI, r.RDX, r.RAX = uint64(sig), sp+infoOffset, sp+ucOffset, 0
 	t.resume(userState{rip: act.handler, rsp: sp, rflags: u.rflags})
@@ -476,7 +527,7 @@ func (t *thread) sysRtSigreturn(rsp uint64) error {
 	r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15 = g(0), g(1), g(2), g(3), g(4), g(5), g(6), g(7)
 	r.RDI, r.RSI, r.RBP, r.RBX, r.RDX, r.RAX, r.RCX = g(8), g(9), g(10), g(11), g(12), g(13), g(14)
 	u := userState{rsp: g(15), rip: g(16), rflags: g(17)&0x40dd5 | rflagsDefault}
-	t.sigmask.Store(le.Uint64(uc[sigmaskOffset:]) &^ unblockable)
+	t.setMask(le.Uint64(uc[sigmaskOffset:]))
 	if fp := le.Uint64(mc[184:]); fp != 0 {
 		buf := make([]byte, m.xsize)
 		if err := m.mem.copyIn(fp, buf); err != nil {

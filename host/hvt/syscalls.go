@@ -4,11 +4,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/moteos/mote/host/hvt/kvm"
+	"github.com/moteos/mote/host/hvt/shim"
 )
 
 // The Mote ABI: the system calls a guest may make, and how each is served.
@@ -77,6 +79,7 @@ func init() {
 		unix.SYS_EPOLL_CREATE1:     {"epoll_create1", sysEpollCreate1},
 		unix.SYS_PRLIMIT64:         {"prlimit64", sysPrlimit},
 		unix.SYS_GETRANDOM:         {"getrandom", sysGetrandom},
+		shim.NRSigcheck:            {"mote_sigcheck", func(t *thread, a *sysArgs) int64 { return 0 }},
 	}
 }
 
@@ -330,10 +333,8 @@ func (t *thread) interrupted() bool {
 	if t.m.exiting.Load() {
 		return true
 	}
-	t.m.sig.mu.Lock()
-	p := t.pending.Load() | t.m.sig.pending
-	t.m.sig.mu.Unlock()
-	return p&^t.sigmask.Load() != 0
+	p := t.pendingSet() | atomic.LoadUint64(t.m.procPending())
+	return p&^t.mask() != 0
 }
 
 func sysClone(t *thread, a *sysArgs) int64 {
@@ -360,16 +361,21 @@ func sysClone(t *thread, a *sysArgs) int64 {
 	if flags&unix.CLONE_SETTLS != 0 {
 		sregs.FS.Base = tls
 	}
-	if err := c.k.SetSregs(&sregs); err != nil {
+	child, err := m.addThread(c, t)
+	if err != nil {
+		m.parkVCPU(c)
 		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
 		return -int64(unix.EAGAIN)
 	}
-	if err := c.k.SetRegs(&regs); err != nil {
+	sregs.GS.Base = child.blkVA
+	if err := c.k.SetSregs(&sregs); err == nil {
+		err = c.k.SetRegs(&regs)
+	}
+	if err != nil {
 		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
+		m.dropThread(child)
 		return -int64(unix.EAGAIN)
 	}
-	child := m.addThread(c, t)
-	child.alt = altStack{flags: ssDisable}
 	m.startThread(child)
 	return int64(child.tid)
 }

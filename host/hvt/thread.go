@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/moteos/mote/host/hvt/kvm"
+	"github.com/moteos/mote/host/hvt/shim"
 )
 
 // thread is a guest thread, run by its own vCPU on its own host thread.
@@ -20,10 +22,10 @@ type thread struct {
 	hostTID  atomic.Int32
 	kickCh   chan struct{} // wakes waits in the tender
 	kickFD   int           // eventfd: wakes host polls (epoll_pwait)
-	sigmask  atomic.Uint64 // blocked signals, bit n-1 for signal n
-	pending  atomic.Uint64 // thread-directed pending signals
-	pendInfo [65]siginfo   // guarded by m.sig.mu
-	alt      altStack
+	blk      *[8]uint64    // the thread's block in guest memory (shim.Word*)
+	blkIndex int
+	blkVA    uint64
+	pendInfo [65]siginfo // guarded by m.sig.mu
 
 	exited   bool         // the thread called exit
 	last     [8]sysRecord // the last system calls, for fault reports
@@ -36,22 +38,41 @@ type sysRecord struct {
 	ret  int64
 }
 
-// addThread registers a new thread on vCPU c, copying the parent's signal
-// mask (clone) or starting with none blocked.
-func (m *machine) addThread(c *vcpu, parent *thread) *thread {
+// addThread registers a new thread on vCPU c, with its block in guest
+// memory, copying the parent's signal mask (clone) or blocking nothing.
+func (m *machine) addThread(c *vcpu, parent *thread) (*thread, error) {
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		fd = -1
+		return nil, fmt.Errorf("hvt: thread kick eventfd: %w", err)
 	}
 	m.mu.Lock()
-	t := &thread{m: m, tid: m.nextTID, cpu: c, kickCh: make(chan struct{}, 1), kickFD: fd}
+	idx := -1
+	for i, used := range m.blocks {
+		if !used {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		m.mu.Unlock()
+		unix.Close(fd)
+		return nil, fmt.Errorf("hvt: more than %d threads", len(m.blocks))
+	}
+	m.blocks[idx] = true
+	t := &thread{m: m, tid: m.nextTID, cpu: c, kickCh: make(chan struct{}, 1), kickFD: fd, blkIndex: idx}
 	m.nextTID++
 	m.threads[t.tid] = t
 	m.mu.Unlock()
+	t.blkVA = shimBase + shim.ThreadsOffset + uint64(idx)*shim.ThreadSize
+	pa, _, _ := m.mem.translate(t.blkVA)
+	t.blk = (*[8]uint64)(unsafe.Pointer(&m.mem.host[pa]))
+	*t.blk = [8]uint64{}
+	t.blk[shim.WordTID] = uint64(t.tid)
+	t.blk[shim.WordAltFlags] = ssDisable
 	if parent != nil {
-		t.sigmask.Store(parent.sigmask.Load())
+		t.setMask(parent.mask())
 	}
-	return t
+	return t, nil
 }
 
 func (m *machine) startThread(t *thread) {
@@ -124,6 +145,7 @@ func (t *thread) finish() {
 	m := t.m
 	m.mu.Lock()
 	delete(m.threads, t.tid)
+	m.blocks[t.blkIndex] = false
 	if !m.exiting.Load() {
 		m.idle = append(m.idle, t.cpu)
 	} else {
@@ -203,6 +225,18 @@ func (t *thread) exception(vector int) bool {
 	if cs&3 != 3 {
 		t.crash(fmt.Sprintf("%s in ring 0 (error code %#x) — a tender bug", vectorName(vector), errCode), &u)
 		return true
+	}
+	if u.rip >= shimBase && u.rip < shimBase+pageSize {
+		// The shim touched a bad pointer the guest passed: the call it
+		// stands for fails with EFAULT, as the system call would have.
+		// The shim pushes nothing, so the return address is at the top of
+		// the stack.
+		if ret, ok := m.mem.peek(u.rsp); ok {
+			efault := -int64(unix.EFAULT)
+			t.cpu.k.Run.Regs().RAX = uint64(efault)
+			t.resume(userState{rip: ret, rsp: u.rsp + 8, rflags: u.rflags})
+			return false
+		}
 	}
 	if vector == 13 && u.rip == kernEntry {
 		// A SYSCALL whose entry runs with user privilege (kvm-pvm): the

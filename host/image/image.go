@@ -241,15 +241,29 @@ func (img *Image) Symbolize(pc uint64) Frame {
 	return fr
 }
 
-// Symbol returns the address of the named function, or 0.
-func (img *Image) Symbol(name string) uint64 {
+// Func returns the address range of the named function; an assembly
+// function is found under its name or its ABI0 symbol (name.abi0).
+func (img *Image) Func(name string) (entry, end uint64, ok bool) {
 	if img.table == nil {
-		return 0
+		return 0, 0, false
 	}
-	if f := img.table.LookupFunc(name); f != nil {
-		return f.Entry
+	for _, n := range []string{name, name + ".abi0"} {
+		if f := img.table.LookupFunc(n); f != nil {
+			return f.Entry, f.End, true
+		}
 	}
-	return 0
+	return 0, 0, false
+}
+
+// Text returns the program's bytes at [addr, addr+n) if they lie in a
+// loaded segment.
+func (img *Image) Text(addr, n uint64) ([]byte, bool) {
+	for _, s := range img.Segments {
+		if addr >= s.Vaddr && addr+n <= s.Vaddr+uint64(len(s.Data)) {
+			return s.Data[addr-s.Vaddr : addr-s.Vaddr+n], true
+		}
+	}
+	return nil, false
 }
 
 // Describe is a one-line summary for reports and `mote inspect`.

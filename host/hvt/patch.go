@@ -1,0 +1,74 @@
+package hvt
+
+import (
+	"encoding/binary"
+
+	"github.com/moteos/mote/host/hvt/shim"
+)
+
+// patchSyscalls rewrites, in guest memory, the system-call sites of the Go
+// runtime functions the shim serves: `mov $nr, %eax; syscall` (7 bytes) or
+// `mov $nr, %rax; syscall` (9 bytes) becomes `call shim+entry` and a nop.
+// Only exact matches inside the named functions are touched, and only for
+// call numbers the shim knows; everything else keeps its SYSCALL. It
+// returns how many sites it rewrote.
+func (m *machine) patchSyscalls() int {
+	n := 0
+	for _, name := range shim.Functions {
+		entry, end, ok := m.img.Func(name)
+		if !ok || end <= entry || end-entry > 4096 {
+			continue
+		}
+		code, ok := m.img.Text(entry, end-entry)
+		if !ok {
+			continue
+		}
+		for i := 0; i+7 <= len(code); i++ {
+			var nr uint64
+			var size int
+			switch {
+			case code[i] == 0xb8 && code[i+5] == 0x0f && code[i+6] == 0x05:
+				nr, size = uint64(binary.LittleEndian.Uint32(code[i+1:])), 7
+			case i+9 <= len(code) && code[i] == 0x48 && code[i+1] == 0xc7 && code[i+2] == 0xc0 &&
+				code[i+7] == 0x0f && code[i+8] == 0x05:
+				nr, size = uint64(binary.LittleEndian.Uint32(code[i+3:])), 9
+			default:
+				continue
+			}
+			off, ok := shim.Entry(nr)
+			if !ok {
+				continue
+			}
+			site := entry + uint64(i)
+			rel := int64(shimBase+off) - int64(site+5)
+			if rel != int64(int32(rel)) {
+				continue
+			}
+			p := make([]byte, size)
+			p[0] = 0xe8 // call rel32
+			binary.LittleEndian.PutUint32(p[1:], uint32(int32(rel)))
+			if size == 7 {
+				copy(p[5:], []byte{0x66, 0x90}) // 2-byte nop
+			} else {
+				copy(p[5:], []byte{0x0f, 0x1f, 0x40, 0x00}) // 4-byte nop
+			}
+			if m.writeText(site, p) {
+				n++
+			}
+			i += size - 1
+		}
+	}
+	return n
+}
+
+// writeText writes into the guest's (read-only) program text.
+func (m *machine) writeText(va uint64, b []byte) bool {
+	for i := range b {
+		pa, _, ok := m.mem.translate(va + uint64(i))
+		if !ok {
+			return false
+		}
+		m.mem.host[pa] = b[i]
+	}
+	return true
+}

@@ -1,0 +1,72 @@
+package shim
+
+// The shim's memory, from its base: the code page, the process page, then
+// ThreadPages pages of 64-byte thread blocks. Offsets must match
+// shim_amd64.S.
+const (
+	ProcOffset    = 0x1000
+	ThreadsOffset = 0x2000
+	ThreadPages   = 16
+	ThreadSize    = 64
+	MaxThreads    = ThreadPages * 4096 / ThreadSize
+	Size          = ThreadsOffset + ThreadPages*4096
+)
+
+// Process page.
+const (
+	ProcCPUMask = 0  // uint64: sched_getaffinity's answer
+	ProcPending = 8  // uint64: signals pending for the whole process
+	ProcActions = 64 // per signal n at ProcActions+n*ActionSize: seq, handler, flags, restorer, mask
+	ActionSize  = 40
+)
+
+// Thread block (at the thread's GS base), in 64-bit words.
+const (
+	WordTID = iota
+	WordMask
+	WordAltSP
+	WordAltFlags
+	WordAltSize
+	WordPending
+)
+
+// Doorbell is the guest-virtual page whose write exits to the tender as a
+// system call (it is mapped to guest-physical memory that no slot backs).
+const Doorbell = 0x7f8000003000
+
+// NRSigcheck is the tender's private call number: "deliver any signal that
+// became deliverable, and return 0".
+const NRSigcheck = 0x10000
+
+// Entry returns the shim's entry point for system call nr, if it has one.
+func Entry(nr uint64) (off uint64, ok bool) {
+	switch nr {
+	case 13:
+		return off_rt_sigaction, true
+	case 14:
+		return off_rt_sigprocmask, true
+	case 39:
+		return off_getpid, true
+	case 131:
+		return off_sigaltstack, true
+	case 186:
+		return off_gettid, true
+	case 204:
+		return off_sched_getaffinity, true
+	}
+	return 0, false
+}
+
+// Functions are the Go runtime's system-call wrappers whose sites the
+// tender rewrites into calls to the shim.
+var Functions = []string{
+	"runtime.rt_sigaction",
+	"runtime.rtsigprocmask",
+	"runtime.sigaltstack",
+	"runtime.gettid",
+	"runtime.getpid",
+	"runtime.raise",
+	"runtime.raiseproc",
+	"runtime.clone",
+	"runtime.sched_getaffinity",
+}

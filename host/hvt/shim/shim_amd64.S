@@ -1,0 +1,190 @@
+// The system-call shim: answers, inside the guest and without an exit,
+// the calls that only read or write the guest's own state. The tender
+// rewrites each `mov $nr, %eax; syscall` site of these calls in the Go
+// runtime into `call shim_<name>` (see patch.go), so the shim is entered
+// with a return address on the stack and the call's arguments in
+// registers. Like the system call it replaces, it may change only RAX, RCX
+// and R11. Anything unusual (bad arguments, a signal becoming deliverable)
+// goes to the tender through the doorbell, as a real system call would.
+//
+// Layout (shim.go): this code page, then the process page (RIP-relative:
+// +0x1000), then one 64-byte block per thread at %gs:0.
+// Assembled by gen.sh into code_amd64.go; never edited by hand.
+
+#define PROC		0x1000		// from the start of this page
+#define P_CPUMASK	0
+#define P_PENDING	8
+#define P_ACTIONS	64		// 40 bytes a signal: seq, handler, flags, restorer, mask
+
+#define T_TID		0
+#define T_MASK		8
+#define T_ALTSP		16
+#define T_ALTFLAGS	24
+#define T_ALTSIZE	32
+#define T_PENDING	40
+
+#define DOORBELL	0x7f8000003000
+#define NR_SIGCHECK	0x10000		// the tender's private call: deliver pending signals
+
+#define KILLSTOP	0x40100		// bits of SIGKILL and SIGSTOP
+
+	.text
+
+shim_start:
+
+// doorbell performs the system call in %eax in the tender and returns to
+// the shim's caller: it takes the return address off the stack into RCX,
+// as SYSCALL would have left it.
+#define FALLBACK(nr)	pop %rcx; mov $nr, %eax; movabs %al, DOORBELL
+
+	.globl shim_gettid
+shim_gettid:
+	mov	%gs:T_TID, %eax
+	ret
+
+	.globl shim_getpid
+shim_getpid:
+	mov	$1, %eax
+	ret
+
+// sched_getaffinity(pid, len, mask)
+	.globl shim_sched_getaffinity
+shim_sched_getaffinity:
+	test	%rdi, %rdi
+	jnz	1f
+	cmp	$8, %rsi
+	jb	1f
+	mov	PROC+P_CPUMASK+shim_start(%rip), %rax
+	mov	%rax, (%rdx)
+	mov	$8, %eax
+	ret
+1:	FALLBACK(204)
+
+// rt_sigprocmask(how, set, oset, sigsetsize)
+	.globl shim_rt_sigprocmask
+shim_rt_sigprocmask:
+	cmp	$8, %r10
+	jne	9f
+	cmp	$2, %rdi
+	ja	9f
+	mov	%gs:T_MASK, %rax
+	test	%rdx, %rdx
+	jz	1f
+	mov	%rax, (%rdx)
+1:	test	%rsi, %rsi
+	jz	8f
+	mov	(%rsi), %rcx
+	cmp	$1, %edi
+	jb	2f			// SIG_BLOCK
+	je	3f			// SIG_UNBLOCK
+	mov	%rcx, %rax		// SIG_SETMASK
+	jmp	4f
+2:	or	%rcx, %rax
+	jmp	4f
+3:	not	%rcx
+	and	%rcx, %rax
+4:	and	$~KILLSTOP, %rax
+	mov	%rax, %gs:T_MASK
+	// A pending signal the new mask lets through must be delivered now.
+	not	%rax
+	mov	%gs:T_PENDING, %rcx
+	or	PROC+P_PENDING+shim_start(%rip), %rcx
+	test	%rax, %rcx
+	jnz	7f
+8:	xor	%eax, %eax
+	ret
+7:	FALLBACK(NR_SIGCHECK)
+9:	FALLBACK(14)
+
+// rt_sigaction(sig, act, oact, sigsetsize)
+	.globl shim_rt_sigaction
+shim_rt_sigaction:
+	cmp	$8, %r10
+	jne	9f
+	lea	-1(%rdi), %rax
+	cmp	$63, %rax
+	ja	9f			// not a signal number
+	cmp	$9, %edi
+	je	9f			// SIGKILL: the tender refuses it
+	cmp	$19, %edi
+	je	9f			// SIGSTOP: likewise
+	imul	$40, %rdi, %r11
+	lea	PROC+P_ACTIONS+shim_start(%rip), %rcx
+	add	%rcx, %r11		// r11 = this signal's slot
+	test	%rdx, %rdx
+	jz	1f
+	mov	8(%r11), %rax
+	mov	%rax, (%rdx)
+	mov	16(%r11), %rax
+	mov	%rax, 8(%rdx)
+	mov	24(%r11), %rax
+	mov	%rax, 16(%rdx)
+	mov	32(%r11), %rax
+	mov	%rax, 24(%rdx)
+1:	test	%rsi, %rsi
+	jz	2f
+	mov	(%rsi), %rax		// fault now, not with the slot half written
+	mov	24(%rsi), %rax
+	incq	(%r11)			// odd: the tender waits
+	mov	(%rsi), %rax
+	mov	%rax, 8(%r11)
+	mov	8(%rsi), %rax
+	mov	%rax, 16(%r11)
+	mov	16(%rsi), %rax
+	mov	%rax, 24(%r11)
+	mov	24(%rsi), %rax
+	and	$~KILLSTOP, %rax
+	mov	%rax, 32(%r11)
+	incq	(%r11)
+2:	xor	%eax, %eax
+	ret
+9:	FALLBACK(13)
+
+// sigaltstack(ss, oss); the caller's stack pointer is %rsp+8.
+	.globl shim_sigaltstack
+shim_sigaltstack:
+	// r11 = 1 if the caller runs on its alternate stack.
+	xor	%r11d, %r11d
+	testl	$2, %gs:T_ALTFLAGS	// SS_DISABLE
+	jnz	1f
+	lea	8(%rsp), %rax
+	sub	%gs:T_ALTSP, %rax	// rax = sp - ss_sp
+	jbe	1f
+	cmp	%gs:T_ALTSIZE, %rax
+	ja	1f
+	mov	$1, %r11d		// SS_ONSTACK
+1:	test	%rsi, %rsi
+	jz	2f
+	mov	%gs:T_ALTSP, %rax
+	mov	%rax, (%rsi)
+	mov	%gs:T_ALTFLAGS, %rax
+	or	%r11, %rax
+	mov	%rax, 8(%rsi)
+	mov	%gs:T_ALTSIZE, %rax
+	mov	%rax, 16(%rsi)
+2:	test	%rdi, %rdi
+	jz	8f
+	test	%r11, %r11
+	jnz	9f			// EPERM: the tender says so
+	mov	8(%rdi), %eax
+	cmp	$2, %eax
+	je	3f
+	test	%eax, %eax
+	jnz	9f			// EINVAL
+	mov	16(%rdi), %rax
+	cmp	$2048, %rax
+	jb	9f			// ENOMEM
+	mov	%rax, %gs:T_ALTSIZE
+	mov	(%rdi), %rax
+	mov	%rax, %gs:T_ALTSP
+	movq	$0, %gs:T_ALTFLAGS
+	jmp	8f
+3:	movq	$0, %gs:T_ALTSP
+	movq	$0, %gs:T_ALTSIZE
+	movq	$2, %gs:T_ALTFLAGS
+8:	xor	%eax, %eax
+	ret
+9:	FALLBACK(131)
+
+
+shim_end:
