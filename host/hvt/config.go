@@ -13,4 +13,5 @@ type Config struct {
 
 	Stdout, Stderr io.Writer // guest fds 1 and 2 (nil: discarded)
 	Stats          io.Writer // if set, per-syscall exit counts and times at exit
+	Trace          io.Writer // if set, one line per exit: time, thread, call, result
 }

@@ -65,6 +65,8 @@ type machine struct {
 	fds     *fdTable
 	futexes futexTable
 	stats   *stats
+	trace   *tracer
+	start   time.Time
 	timePA  uint64 // the vDSO data page
 	procPA  uint64 // the shim's process page
 	blocks  []bool // thread blocks in use, guarded by mu
@@ -118,7 +120,11 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 		threads: map[int]*thread{},
 		nextTID: 1,
 		stats:   newStats(),
+		start:   time.Now(),
 		done:    make(chan struct{}),
+	}
+	if cfg.Trace != nil {
+		m.trace = &tracer{w: cfg.Trace}
 	}
 	var imgSize uint64
 	for _, s := range img.Segments {

@@ -107,8 +107,7 @@ type memory struct {
 
 func newMemory(limit, reserve uint64) (*memory, error) {
 	size := alignUp(limit, hugeSize) + alignUp(reserve, hugeSize)
-	host, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	host, err := mapGuestRAM(size)
 	if err != nil {
 		return nil, fmt.Errorf("hvt: reserving %d MiB of guest memory: %w", size>>20, err)
 	}
@@ -126,7 +125,37 @@ func newMemory(limit, reserve uint64) (*memory, error) {
 	return m, nil
 }
 
-func (m *memory) release() { unix.Munmap(m.host) }
+func (m *memory) release() {
+	unix.MunmapPtr(unsafe.Pointer(&m.host[0]), uintptr(len(m.host)))
+}
+
+// mapGuestRAM maps lazily allocated host memory for the guest, 2 MiB
+// aligned and eligible for transparent huge pages: KVM can back a guest 2
+// MiB page with one host huge page only if guest-physical and host
+// addresses agree modulo 2 MiB, and every page KVM maps separately costs a
+// fault on first touch (tens of µs under nested paging).
+func mapGuestRAM(size uint64) ([]byte, error) {
+	const flags = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_NORESERVE
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(size+hugeSize), unix.PROT_NONE, flags)
+	if err != nil {
+		return nil, err
+	}
+	head := (hugeSize - uintptr(p)%hugeSize) % hugeSize
+	aligned := unsafe.Add(p, head)
+	if _, err := unix.MmapPtr(-1, 0, aligned, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, flags|unix.MAP_FIXED); err != nil {
+		unix.MunmapPtr(p, uintptr(size+hugeSize))
+		return nil, err
+	}
+	if head > 0 {
+		unix.MunmapPtr(p, head)
+	}
+	if tail := hugeSize - head; tail > 0 {
+		unix.MunmapPtr(unsafe.Add(aligned, size), tail)
+	}
+	host := unsafe.Slice((*byte)(aligned), size)
+	unix.Madvise(host, unix.MADV_HUGEPAGE)
+	return host, nil
+}
 
 // allocPage returns a zeroed physical page. Callers hold mu or own m alone.
 func (m *memory) allocPage() (uint64, error) {
@@ -567,4 +596,16 @@ func (m *memory) peek(va uint64) (uint64, bool) {
 		return 0, false
 	}
 	return le.Uint64(m.host[pa:]), true
+}
+
+// prefault binds [start, end) now, as faults would; failures are left for
+// the faults to report.
+func (m *memory) prefault(start, end uint64) {
+	for va := start; va < end; va += pageSize {
+		if _, _, ok := m.translate(va); !ok {
+			if ok, err := m.faultLocked(va, true); !ok || err != nil {
+				return
+			}
+		}
+	}
 }

@@ -8,6 +8,12 @@ import (
 // mappings are refused (the guest's code is its image, W^X holds), and
 // nothing is ever mapped from a descriptor.
 
+// prefaultMax is the largest writable mapping bound at mmap time rather
+// than fault by fault: the Go runtime maps small areas to use them at once,
+// and each fault is an exit, while a binding costs the host nothing until
+// the guest touches the memory.
+const prefaultMax = 4 << 20
+
 const mapAllowed = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_FIXED | unix.MAP_NORESERVE |
 	unix.MAP_FIXED_NOREPLACE | unix.MAP_POPULATE | unix.MAP_STACK
 
@@ -65,6 +71,9 @@ func sysMmap(t *thread, a *sysArgs) int64 {
 		mem.discard(addr, addr+length) // a fresh mapping reads as zeros
 	}
 	mem.insert(area{addr, addr + length, prot, areaAnon})
+	if prot&protWrite != 0 && length <= prefaultMax {
+		mem.prefault(addr, addr+length)
+	}
 	return int64(addr)
 }
 

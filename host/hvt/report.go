@@ -51,7 +51,7 @@ func (t *thread) report(what string, u *userState) string {
 		n := min(t.lastNext, len(t.last))
 		for i := t.lastNext - n; i < t.lastNext; i++ {
 			c := t.last[i%len(t.last)]
-			fmt.Fprintf(&b, "  %s(%#x, %#x, %#x) = %d\n", sysName(c.nr), c.args[0], c.args[1], c.args[2], c.ret)
+			fmt.Fprintf(&b, "  %s(%#x, %#x, %#x) = %s\n", sysName(c.nr), c.args[0], c.args[1], c.args[2], resultString(c.ret))
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")

@@ -99,3 +99,16 @@ func (s *stats) write(w io.Writer, wall time.Duration) {
 	}
 	tw.Flush()
 }
+
+// tracer writes one line per event; lines from different threads do not
+// interleave.
+type tracer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (tr *tracer) printf(format string, args ...any) {
+	tr.mu.Lock()
+	fmt.Fprintf(tr.w, "mote: trace: "+format+"\n", args...)
+	tr.mu.Unlock()
+}

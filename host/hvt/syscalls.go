@@ -102,8 +102,13 @@ func (t *thread) syscall(rsp uint64) bool {
 	} else {
 		res = e.fn(t, &a)
 	}
-	t.m.stats.syscall(a.nr, time.Since(start))
+	took := time.Since(start)
+	t.m.stats.syscall(a.nr, took)
 	t.record(&a, res)
+	if t.m.trace != nil {
+		t.m.trace.printf("%9.3fms t%d %s(%#x, %#x, %#x) = %s [%v]", float64(time.Since(t.m.start).Microseconds())/1e3,
+			t.tid, sysName(a.nr), a.a[0], a.a[1], a.a[2], resultString(res), took.Round(time.Microsecond))
+	}
 	if res == sysDone {
 		return t.m.exiting.Load() || t.exited
 	}
@@ -378,4 +383,16 @@ func sysClone(t *thread, a *sysArgs) int64 {
 	}
 	m.startThread(child)
 	return int64(child.tid)
+}
+
+func resultString(res int64) string {
+	switch {
+	case res == sysDone:
+		return "-"
+	case res < 0 && res > -4096:
+		return fmt.Sprintf("-%v", unix.Errno(-res))
+	case res > 0xffff:
+		return fmt.Sprintf("%#x", res)
+	}
+	return fmt.Sprint(res)
 }
