@@ -1,6 +1,11 @@
 package hvt
 
-import "io"
+import (
+	"io"
+	"os"
+
+	"github.com/moteos/mote/abi"
+)
 
 // Config describes one guest run.
 type Config struct {
@@ -11,7 +16,28 @@ type Config struct {
 	CPUs   int      // CPUs reported by sched_getaffinity (0: 1)
 	Strict bool     // kill the guest on a system call outside the ABI
 
+	NICs   []NIC   // network interfaces, guest descriptors 3, 4, …
+	Blocks []Block // block devices, after the NICs
+
 	Stdout, Stderr io.Writer // guest fds 1 and 2 (nil: discarded)
 	Stats          io.Writer // if set, per-syscall exit counts and times at exit
 	Trace          io.Writer // if set, one line per exit: time, thread, call, result
+}
+
+// NIC is a network interface. HostFD carries whole Ethernet frames (a TAP
+// device or a SOCK_SEQPACKET socket); the tender owns it from Run on. The
+// embedded description reaches the guest in its manifest; its FD field is
+// set by the tender.
+type NIC struct {
+	abi.NIC
+	HostFD int
+}
+
+// Block is a block device backed by a host file whose size is a multiple
+// of SectorSize (0: 512). The tender owns File from Run on.
+type Block struct {
+	Name       string
+	File       *os.File
+	ReadOnly   bool
+	SectorSize int
 }

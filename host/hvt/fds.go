@@ -1,12 +1,15 @@
 package hvt
 
 import (
+	"fmt"
 	"io"
 	"sync"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/abi"
 )
 
 // The guest's descriptor table. Descriptors exist only as the tender
@@ -26,11 +29,17 @@ const (
 	fileEventfd
 	fileEpoll
 	filePipe
+	fileNIC   // whole Ethernet frames
+	fileBlock // sectors, by pread64/pwrite64
 )
 
 type file struct {
 	kind     fileKind
 	host     int // host descriptor, or -1
+	name     string
+	maxFrame int   // NIC: the largest frame (MTU + headers)
+	sector   int64 // block: sector size
+	size     int64 // block: bytes
 	w        io.Writer
 	nonblock bool
 	cloexec  bool
@@ -127,6 +136,10 @@ func sysWrite(t *thread, a *sysArgs) int64 {
 			return -int64(unix.EIO)
 		}
 		return int64(len(buf))
+	}
+	if f.kind == fileNIC && (len(buf) < 14 || len(buf) > f.maxFrame) {
+		t.m.stats.count(&t.m.stats.badFrames)
+		return -int64(unix.EINVAL) // not a frame this NIC carries
 	}
 	n, res := t.hostIO(f, unix.POLLOUT, func() (int, error) { return unix.Write(f.host, buf) })
 	if res != 0 {
@@ -268,7 +281,7 @@ func sysEpollCtl(t *thread, a *sysArgs) int64 {
 	if ep.kind != fileEpoll || ep == target {
 		return -int64(unix.EINVAL)
 	}
-	if target.host < 0 || target.kind == fileEpoll {
+	if target.host < 0 || target.kind == fileEpoll || target.kind == fileBlock {
 		return -int64(unix.EPERM) // as Linux says for a file that cannot be polled
 	}
 	// struct epoll_event is packed on x86-64: 4 bytes of events, 8 of data.
@@ -358,4 +371,120 @@ func (t *thread) pollWait(fd int, events int16, timeoutMs int) (kicked bool) {
 		return t.interrupted()
 	}
 	return fds[1].Revents != 0
+}
+
+// Block devices: whole sectors inside the device, or nothing. A request
+// that is misaligned or reaches past the end never gets to the host file.
+
+func (t *thread) blockArgs(a *sysArgs, write bool) (*file, int64, int64, int64) {
+	f := t.m.fds.get(a.a[0])
+	if f == nil || f.kind != fileBlock {
+		if f != nil && f.kind != fileBlock {
+			return nil, 0, 0, -int64(unix.ESPIPE)
+		}
+		return nil, 0, 0, -int64(unix.EBADF)
+	}
+	if write && !f.writable {
+		return nil, 0, 0, -int64(unix.EBADF)
+	}
+	count, off := int64(min(a.a[2], maxIO)), int64(a.a[3])
+	if off < 0 || off%f.sector != 0 || count%f.sector != 0 {
+		return nil, 0, 0, -int64(unix.EINVAL)
+	}
+	if off > f.size {
+		return nil, 0, 0, -int64(unix.EINVAL)
+	}
+	return f, min(count, f.size-off), off, 0
+}
+
+func sysPread64(t *thread, a *sysArgs) int64 {
+	f, n, off, res := t.blockArgs(a, false)
+	if res != 0 {
+		return res
+	}
+	buf := make([]byte, n)
+	got, err := unix.Pread(f.host, buf, off)
+	if err != nil {
+		return errno(err)
+	}
+	if err := t.m.mem.copyOut(a.a[1], buf[:got]); err != nil {
+		return errno(err)
+	}
+	return int64(got)
+}
+
+func sysPwrite64(t *thread, a *sysArgs) int64 {
+	f, n, off, res := t.blockArgs(a, true)
+	if res != 0 {
+		return res
+	}
+	if n == 0 && a.a[2] > 0 {
+		return -int64(unix.ENOSPC)
+	}
+	buf := make([]byte, n)
+	if err := t.m.mem.copyIn(a.a[1], buf); err != nil {
+		return errno(err)
+	}
+	got, err := unix.Pwrite(f.host, buf, off)
+	if err != nil {
+		return errno(err)
+	}
+	return int64(got)
+}
+
+func sysFdatasync(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.get(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	if f.kind != fileBlock {
+		return -int64(unix.EINVAL)
+	}
+	if err := unix.Fdatasync(f.host); err != nil {
+		return errno(err)
+	}
+	return 0
+}
+
+// installDevices gives the guest its NICs and block devices as descriptors
+// 3, 4, … and returns their manifest.
+func (m *machine) installDevices() (*abi.Manifest, error) {
+	man := &abi.Manifest{Version: abi.Version, Target: abi.TargetHVT}
+	ft := m.fds
+	next := 3
+	for _, n := range m.cfg.NICs {
+		d := n.NIC
+		d.FD = next
+		if err := unix.SetNonblock(n.HostFD, true); err != nil {
+			return nil, fmt.Errorf("hvt: nic %s: %w", d.Name, err)
+		}
+		ft.files[next] = &file{kind: fileNIC, host: n.HostFD, name: d.Name, maxFrame: d.MTU + 14 + 4, readable: true, writable: true}
+		man.Net = append(man.Net, d)
+		next++
+	}
+	for _, b := range m.cfg.Blocks {
+		ss := b.SectorSize
+		if ss == 0 {
+			ss = 512
+		}
+		st, err := b.File.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("hvt: block %s: %w", b.Name, err)
+		}
+		if st.Size()%int64(ss) != 0 {
+			return nil, fmt.Errorf("hvt: block %s: %s is %d bytes, not a multiple of the %d-byte sector", b.Name, b.File.Name(), st.Size(), ss)
+		}
+		fd, err := unix.Dup(int(b.File.Fd()))
+		if err != nil {
+			return nil, fmt.Errorf("hvt: block %s: %w", b.Name, err)
+		}
+		unix.CloseOnExec(fd)
+		ft.files[next] = &file{kind: fileBlock, host: fd, name: b.Name, sector: int64(ss), size: st.Size(), readable: true, writable: !b.ReadOnly}
+		man.Block = append(man.Block, abi.Block{Name: b.Name, FD: next, SectorSize: ss, Sectors: st.Size() / int64(ss), ReadOnly: b.ReadOnly})
+		next++
+	}
+	if err := man.Validate(); err != nil {
+		return nil, err
+	}
+	return man, nil
 }

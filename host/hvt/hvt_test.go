@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moteos/mote/abi"
+	"github.com/moteos/mote/guest/netstack"
 	"github.com/moteos/mote/host/hvt"
 )
 
@@ -389,4 +393,53 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestNICCarriesHTTP gives a guest a NIC whose other end is a netstack in
+// this process, and fetches pages from the guest's HTTP server over it.
+func TestNICCarriesHTTP(t *testing.T) {
+	needKVM(t)
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := netstack.New([]abi.NIC{{Name: "host0", FD: fds[1], MAC: "02:00:00:00:00:02", MTU: 1500, Addr: "10.0.0.2/24"}}, netstack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	out := &syncBuffer{ready: make(chan struct{}), mark: "serving\n"}
+	done := make(chan result, 1)
+	go func() {
+		var errb syncBuffer
+		status, err := hvt.Run(context.Background(), hvt.Config{
+			Image: guest(t, "nethttp"), Stdout: out, Stderr: &errb, Strict: true,
+			NICs: []hvt.NIC{{NIC: abi.NIC{Name: "net0", MAC: "02:00:00:00:00:01", MTU: 1500, Addr: "10.0.0.1/24"}, HostFD: fds[0]}},
+		})
+		done <- result{status: status, err: err, stderr: errb.String()}
+	}()
+	select {
+	case <-out.ready:
+	case r := <-done:
+		t.Fatalf("guest ended early: %d %v\n%s", r.status, r.err, r.stderr)
+	case <-time.After(time.Minute):
+		t.Fatal("guest never served")
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: host.DialContext}, Timeout: 20 * time.Second}
+	for i := 0; i < 10; i++ {
+		resp, err := hc.Get(fmt.Sprintf("http://10.0.0.1/page%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("guest says hello to /page%d", i); string(body) != want {
+			t.Fatalf("got %q, want %q", body, want)
+		}
+	}
+	hc.Get("http://10.0.0.1/bye")
+	r := <-done
+	if r.err != nil || r.status != 0 {
+		t.Fatalf("status %d, err %v\n%s", r.status, r.err, r.stderr)
+	}
 }

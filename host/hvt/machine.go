@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/host/hvt/kvm"
 	"github.com/moteos/mote/host/hvt/shim"
 	"github.com/moteos/mote/host/hvt/vdso"
@@ -61,16 +62,17 @@ type machine struct {
 	idle     []*vcpu // vCPUs of exited threads, kept for reuse
 	nextVCPU int
 
-	sig     sigState
-	fds     *fdTable
-	futexes futexTable
-	stats   *stats
-	trace   *tracer
-	start   time.Time
-	timePA  uint64 // the vDSO data page
-	procPA  uint64 // the shim's process page
-	blocks  []bool // thread blocks in use, guarded by mu
-	patched int    // system-call sites rewritten to call the shim
+	sig      sigState
+	fds      *fdTable
+	futexes  futexTable
+	stats    *stats
+	trace    *tracer
+	start    time.Time
+	timePA   uint64 // the vDSO data page
+	manifest string // MOTE_MANIFEST=… for the guest, or ""
+	procPA   uint64 // the shim's process page
+	blocks   []bool // thread blocks in use, guarded by mu
+	patched  int    // system-call sites rewritten to call the shim
 
 	doorbellPA uint64 // guest-physical page outside the memory slot
 
@@ -161,6 +163,19 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 	}
 	m.fds = newFDTable(m)
 	m.blocks = make([]bool, shim.MaxThreads)
+	man, err := m.installDevices()
+	if err != nil {
+		m.close()
+		return nil, err
+	}
+	if len(man.Net)+len(man.Block) > 0 {
+		js, err := man.Encode()
+		if err != nil {
+			m.close()
+			return nil, err
+		}
+		m.manifest = abi.EnvManifest + "=" + string(js)
+	}
 	return m, nil
 }
 
@@ -621,6 +636,9 @@ func (m *machine) guestEnv() []string {
 			}
 		}
 		return false
+	}
+	if m.manifest != "" {
+		env = append(env, m.manifest)
 	}
 	if !has("GOMEMLIMIT") {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatUint(m.cfg.Memory*3/4, 10))
