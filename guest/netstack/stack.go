@@ -300,4 +300,3 @@ func (st *Stack) Resolver() *net.Resolver {
 		},
 	}
 }
-
