@@ -1,0 +1,395 @@
+package usernet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/moteos/mote/abi"
+)
+
+// The network's fixed plan, QEMU's.
+var (
+	GuestAddr   = netip.MustParseAddr("10.0.2.15")
+	GatewayAddr = netip.MustParseAddr("10.0.2.2")
+	DNSAddr     = netip.MustParseAddr("10.0.2.3")
+	prefixLen   = 24
+)
+
+const (
+	mtu        = 1500
+	gatewayMAC = "02:00:00:00:02:02"
+	udpIdle    = 60 * time.Second
+	dialLimit  = 10 * time.Second
+)
+
+// Publish maps a host address to a guest port.
+type Publish struct {
+	Proto     string // "tcp" or "udp"
+	HostAddr  string // e.g. 127.0.0.1:8080
+	GuestPort uint16
+}
+
+// ParsePublish parses [HOSTIP:]HOSTPORT:GUESTPORT[/udp], as -p takes it;
+// the host address defaults to 127.0.0.1.
+func ParsePublish(s string) (Publish, error) {
+	p := Publish{Proto: "tcp"}
+	spec := s
+	if i := strings.LastIndex(spec, "/"); i >= 0 {
+		p.Proto = spec[i+1:]
+		spec = spec[:i]
+		if p.Proto != "tcp" && p.Proto != "udp" {
+			return p, fmt.Errorf("publish %q: protocol %q is not tcp or udp", s, p.Proto)
+		}
+	}
+	i := strings.LastIndex(spec, ":")
+	if i < 0 {
+		return p, fmt.Errorf("publish %q: want [HOSTIP:]HOSTPORT:GUESTPORT", s)
+	}
+	gp, err := strconv.ParseUint(spec[i+1:], 10, 16)
+	if err != nil || gp == 0 {
+		return p, fmt.Errorf("publish %q: bad guest port", s)
+	}
+	p.GuestPort = uint16(gp)
+	host := spec[:i]
+	if !strings.Contains(host, ":") {
+		host = "127.0.0.1:" + host
+	}
+	h, port, err := net.SplitHostPort(host)
+	if err != nil {
+		return p, fmt.Errorf("publish %q: %v", s, err)
+	}
+	if _, err := netip.ParseAddr(h); err != nil {
+		return p, fmt.Errorf("publish %q: host address %q is not an IP", s, h)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return p, fmt.Errorf("publish %q: bad host port", s)
+	}
+	p.HostAddr = host
+	return p, nil
+}
+
+// Network is one guest's user-mode network.
+type Network struct {
+	s        *stack.Stack
+	guestFD  int
+	hostFD   int
+	mac      string
+	resolver string // host DNS server, host:53
+	ctx      context.Context
+	cancel   context.CancelFunc
+	mu       sync.Mutex
+	closers  []io.Closer
+}
+
+// New builds the network for a guest with MAC guestMAC and publishes the
+// given ports; it fails if a host address cannot be bound.
+func New(guestMAC string, publish []Publish) (*Network, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("usernet: socketpair: %w", err)
+	}
+	for _, fd := range fds {
+		// Frames queue here while the other side is busy: leave room for bursts.
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Network{guestFD: fds[0], hostFD: fds[1], mac: guestMAC, resolver: hostResolver(), ctx: ctx, cancel: cancel}
+	if err := n.start(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	for _, p := range publish {
+		if err := n.publish(p); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// GuestFD is the guest's end of the NIC; the caller hands it to the tender,
+// which owns it from then on.
+func (n *Network) GuestFD() int { return n.guestFD }
+
+// NIC describes the guest's interface for its manifest.
+func (n *Network) NIC(name string) abi.NIC {
+	return abi.NIC{
+		Name: name, MAC: n.mac, MTU: mtu,
+		Addr:    fmt.Sprintf("%s/%d", GuestAddr, prefixLen),
+		Gateway: GatewayAddr.String(),
+		DNS:     []string{DNSAddr.String()},
+	}
+}
+
+func (n *Network) start() error {
+	mac, _ := net.ParseMAC(gatewayMAC)
+	ep, err := fdbased.New(&fdbased.Options{
+		FDs:            []int{n.hostFD},
+		MTU:            mtu,
+		EthernetHeader: true,
+		Address:        tcpip.LinkAddress(mac),
+	})
+	if err != nil {
+		return fmt.Errorf("usernet: link: %v", err)
+	}
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
+	})
+	n.s = s
+	if err := s.CreateNIC(1, ep); err != nil {
+		return fmt.Errorf("usernet: nic: %v", err)
+	}
+	for _, a := range []netip.Addr{GatewayAddr, DNSAddr} {
+		pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
+			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(a.As4()), PrefixLen: prefixLen}}
+		if err := s.AddProtocolAddress(1, pa, stack.AddressProperties{}); err != nil {
+			return fmt.Errorf("usernet: address %v: %v", a, err)
+		}
+	}
+	// Accept and answer for every destination: that is what a NAT does.
+	s.SetPromiscuousMode(1, true)
+	s.SetSpoofing(1, true)
+	any, _ := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{}), tcpip.MaskFromBytes(make([]byte, 4)))
+	s.SetRouteTable([]tcpip.Route{{Destination: any, NIC: 1}})
+
+	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tcp.NewForwarder(s, 0, 256, n.forwardTCP).HandlePacket)
+	s.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(s, n.forwardUDP).HandlePacket)
+	return nil
+}
+
+// hostTarget maps where the guest wanted to go to where the host goes:
+// the gateway is the host itself, the DNS address the host's resolver.
+func (n *Network) hostTarget(addr tcpip.Address, port uint16, proto string) string {
+	ip := netip.AddrFrom4(addr.As4())
+	switch {
+	case ip == GatewayAddr:
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	case ip == DNSAddr && port == 53 && n.resolver != "":
+		return n.resolver
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(int(port)))
+}
+
+func (n *Network) forwardTCP(r *tcp.ForwarderRequest) {
+	id := r.ID()
+	target := n.hostTarget(id.LocalAddress, id.LocalPort, "tcp")
+	d := net.Dialer{Timeout: dialLimit}
+	hc, err := d.DialContext(n.ctx, "tcp", target)
+	if err != nil {
+		r.Complete(true) // a reset, as a refused connection would send
+		return
+	}
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	if terr != nil {
+		r.Complete(true)
+		hc.Close()
+		return
+	}
+	r.Complete(false)
+	go splice(gonet.NewTCPConn(&wq, ep), hc)
+}
+
+func (n *Network) forwardUDP(r *udp.ForwarderRequest) bool {
+	id := r.ID()
+	target := n.hostTarget(id.LocalAddress, id.LocalPort, "udp")
+	hc, err := net.Dial("udp", target)
+	if err != nil {
+		return false
+	}
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	if terr != nil {
+		hc.Close()
+		return false
+	}
+	gc := gonet.NewUDPConn(&wq, ep)
+	go relayUDP(gc, hc)
+	return true
+}
+
+// relayUDP carries one UDP flow until it has been idle for udpIdle.
+func relayUDP(guest, host net.Conn) {
+	defer guest.Close()
+	defer host.Close()
+	done := make(chan struct{}, 2)
+	pump := func(dst, src net.Conn) {
+		buf := make([]byte, 65536)
+		for {
+			src.SetReadDeadline(time.Now().Add(udpIdle))
+			k, err := src.Read(buf)
+			if err != nil {
+				done <- struct{}{}
+				return
+			}
+			dst.Write(buf[:k])
+		}
+	}
+	go pump(host, guest)
+	go pump(guest, host)
+	<-done
+}
+
+// splice copies both ways until both directions end.
+func splice(a, b net.Conn) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	cp := func(dst, src net.Conn) {
+		defer wg.Done()
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+	}
+	go cp(a, b)
+	go cp(b, a)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
+
+// publish listens on the host and dials each connection into the guest.
+func (n *Network) publish(p Publish) error {
+	guest := tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(GuestAddr.As4()), Port: p.GuestPort}
+	switch p.Proto {
+	case "tcp":
+		l, err := net.Listen("tcp", p.HostAddr)
+		if err != nil {
+			return fmt.Errorf("usernet: publish %s: %w", p.HostAddr, err)
+		}
+		n.track(l)
+		go func() {
+			for {
+				hc, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					ctx, cancel := context.WithTimeout(n.ctx, dialLimit)
+					defer cancel()
+					gc, err := gonet.DialContextTCP(ctx, n.s, guest, ipv4.ProtocolNumber)
+					if err != nil {
+						hc.Close()
+						return
+					}
+					splice(gc, hc)
+				}()
+			}
+		}()
+	case "udp":
+		pc, err := net.ListenPacket("udp", p.HostAddr)
+		if err != nil {
+			return fmt.Errorf("usernet: publish %s/udp: %w", p.HostAddr, err)
+		}
+		n.track(pc)
+		go n.publishUDP(pc, guest)
+	}
+	return nil
+}
+
+// publishUDP relays datagrams from host clients to the guest port, one
+// guest-side socket per client, and the replies back.
+func (n *Network) publishUDP(pc net.PacketConn, guest tcpip.FullAddress) {
+	var mu sync.Mutex
+	flows := map[string]net.Conn{}
+	buf := make([]byte, 65536)
+	for {
+		k, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		c := flows[from.String()]
+		if c == nil {
+			gc, err := gonet.DialUDP(n.s, nil, &guest, ipv4.ProtocolNumber)
+			if err != nil {
+				mu.Unlock()
+				continue
+			}
+			c = gc
+			flows[from.String()] = c
+			go func(from net.Addr) {
+				defer func() {
+					mu.Lock()
+					delete(flows, from.String())
+					mu.Unlock()
+					c.Close()
+				}()
+				rb := make([]byte, 65536)
+				for {
+					c.SetReadDeadline(time.Now().Add(udpIdle))
+					k, err := c.Read(rb)
+					if err != nil {
+						return
+					}
+					pc.WriteTo(rb[:k], from)
+				}
+			}(from)
+		}
+		mu.Unlock()
+		c.Write(buf[:k])
+	}
+}
+
+func (n *Network) track(c io.Closer) {
+	n.mu.Lock()
+	n.closers = append(n.closers, c)
+	n.mu.Unlock()
+}
+
+// Close stops the network: listeners, flows and the stack.
+func (n *Network) Close() error {
+	n.cancel()
+	n.mu.Lock()
+	for _, c := range n.closers {
+		c.Close()
+	}
+	n.mu.Unlock()
+	if n.s != nil {
+		n.s.Close()
+	}
+	unix.Close(n.hostFD)
+	return nil
+}
+
+// hostResolver is the first nameserver of the host's /etc/resolv.conf.
+func hostResolver() string {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if _, err := netip.ParseAddr(f[1]); err == nil {
+				return net.JoinHostPort(f[1], "53")
+			}
+		}
+	}
+	return ""
+}
+

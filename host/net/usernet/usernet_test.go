@@ -1,0 +1,144 @@
+package usernet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moteos/mote/abi"
+	"github.com/moteos/mote/guest/netstack"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A guest netstack on the user network: published TCP and UDP ports reach
+// it from the host's loopback, and it reaches the host through the
+// gateway address.
+func TestUserNetwork(t *testing.T) {
+	hostPort := freePort(t)
+	pubs := []Publish{
+		{Proto: "tcp", HostAddr: fmt.Sprintf("127.0.0.1:%d", hostPort), GuestPort: 80},
+		{Proto: "udp", HostAddr: fmt.Sprintf("127.0.0.1:%d", hostPort), GuestPort: 53},
+	}
+	n, err := New("02:00:00:00:00:0f", pubs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	g, err := netstack.New([]abi.NIC{netstackNIC(n)}, netstack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+
+	// Guest services.
+	l, err := g.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "from the guest") }))
+	pc, err := g.ListenPacket("udp", ":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(strings.ToUpper(string(buf[:k]))), from)
+		}
+	}()
+
+	// Host to guest, TCP.
+	hc := &http.Client{Timeout: 10 * time.Second}
+	for i := 0; i < 5; i++ {
+		resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/", hostPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "from the guest" {
+			t.Fatalf("got %q", b)
+		}
+	}
+	// Host to guest, UDP.
+	uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", hostPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	uc.SetDeadline(time.Now().Add(10 * time.Second))
+	uc.Write([]byte("query"))
+	buf := make([]byte, 64)
+	k, err := uc.Read(buf)
+	if err != nil || string(buf[:k]) != "QUERY" {
+		t.Fatalf("udp: %q %v", buf[:k], err)
+	}
+
+	// Guest to host through the gateway.
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go http.Serve(hl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "from the host") }))
+	defer hl.Close()
+	gc := &http.Client{Transport: &http.Transport{DialContext: g.DialContext}, Timeout: 10 * time.Second}
+	resp, err := gc.Get(fmt.Sprintf("http://10.0.2.2:%d/", hl.Addr().(*net.TCPAddr).Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "from the host" {
+		t.Fatalf("got %q", b)
+	}
+
+	// A closed host port is a refused connection in the guest, promptly.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := g.DialContext(ctx, "tcp", fmt.Sprintf("10.0.2.2:%d", freePort(t))); err == nil {
+		c.Close()
+		t.Fatal("dial to a closed port succeeded")
+	}
+}
+
+func TestParsePublish(t *testing.T) {
+	for in, want := range map[string]Publish{
+		"8080:80":               {"tcp", "127.0.0.1:8080", 80},
+		"127.0.0.1:8080:80":     {"tcp", "127.0.0.1:8080", 80},
+		"127.0.0.2:5353:53/udp": {"udp", "127.0.0.2:5353", 53},
+	} {
+		got, err := ParsePublish(in)
+		if err != nil || got != want {
+			t.Errorf("%s: %+v %v, want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"80", "a:80", "8080:0", "8080:80/sctp", "host:8080:80", "99999:80"} {
+		if _, err := ParsePublish(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+func netstackNIC(n *Network) abi.NIC {
+	d := n.NIC("net0")
+	d.FD = n.GuestFD()
+	return d
+}
