@@ -392,4 +392,3 @@ func hostResolver() string {
 	}
 	return ""
 }
-
