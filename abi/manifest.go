@@ -26,6 +26,15 @@ type Manifest struct {
 	Target  string  `json:"target"`
 	Net     []NIC   `json:"net,omitempty"`
 	Block   []Block `json:"block,omitempty"`
+	FS      []Tree  `json:"fs,omitempty"`
+}
+
+// Tree is a read-only file tree: on unix a host directory (Path); on hvt
+// and spt a tar image on the named block device (Block).
+type Tree struct {
+	Name  string `json:"name"`
+	Path  string `json:"path,omitempty"`
+	Block string `json:"block,omitempty"`
 }
 
 // NIC is a network interface. On hvt and spt it is the descriptor FD whose
@@ -163,6 +172,21 @@ func (m *Manifest) Validate() error {
 		}
 		if b.Sectors < 0 || b.Sectors > (1<<62)/int64(b.SectorSize) {
 			return fmt.Errorf("abi: manifest: block %q: %d sectors out of range", b.Name, b.Sectors)
+		}
+	}
+	blocks := map[string]bool{}
+	for _, b := range m.Block {
+		blocks[b.Name] = true
+	}
+	for _, t := range m.FS {
+		if err := checkName("file tree", t.Name); err != nil {
+			return err
+		}
+		switch {
+		case m.Target == TargetUnix && t.Path == "":
+			return fmt.Errorf("abi: manifest: file tree %q: no host path", t.Name)
+		case m.Target != TargetUnix && !blocks[t.Block]:
+			return fmt.Errorf("abi: manifest: file tree %q: no block device %q", t.Name, t.Block)
 		}
 	}
 	return nil

@@ -69,7 +69,7 @@ type machine struct {
 	trace    *tracer
 	start    time.Time
 	timePA   uint64 // the vDSO data page
-	manifest string // MOTE_MANIFEST=… for the guest, or ""
+	manifest string // MOTE_MANIFEST=… for the guest
 	procPA   uint64 // the shim's process page
 	blocks   []bool // thread blocks in use, guarded by mu
 	patched  int    // system-call sites rewritten to call the shim
@@ -168,14 +168,12 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 		m.close()
 		return nil, err
 	}
-	if len(man.Net)+len(man.Block) > 0 {
-		js, err := man.Encode()
-		if err != nil {
-			m.close()
-			return nil, err
-		}
-		m.manifest = abi.EnvManifest + "=" + string(js)
+	js, err := man.Encode()
+	if err != nil {
+		m.close()
+		return nil, err
 	}
+	m.manifest = abi.EnvManifest + "=" + string(js)
 	return m, nil
 }
 
@@ -637,9 +635,7 @@ func (m *machine) guestEnv() []string {
 		}
 		return false
 	}
-	if m.manifest != "" {
-		env = append(env, m.manifest)
-	}
+	env = append(env, m.manifest)
 	if !has("GOMEMLIMIT") {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatUint(m.cfg.Memory*3/4, 10))
 	}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/moteos/mote/host/image"
+)
+
+const inspectHelp = `Validates an hvt/spt image as the tender would before booting it, and
+describes it: Go version, build settings, entry point and segments.
+`
+
+func runInspect(args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlags("inspect", stderr)
+	if err := parse(fs, args); err != nil {
+		return exitUsage, err
+	}
+	if fs.NArg() != 1 {
+		return exitUsage, usagef("want one image")
+	}
+	img, err := image.Open(fs.Arg(0))
+	if err != nil {
+		return 1, err
+	}
+	fmt.Fprintln(stdout, img.Describe())
+	for _, s := range img.Segments {
+		perm := []byte("---")
+		if s.Read {
+			perm[0] = 'r'
+		}
+		if s.Write {
+			perm[1] = 'w'
+		}
+		if s.Exec {
+			perm[2] = 'x'
+		}
+		fmt.Fprintf(stdout, "  segment %#x-%#x %s (%d bytes from the file)\n", s.Vaddr, s.Vaddr+s.Memsz, perm, len(s.Data))
+	}
+	keys := make([]string, 0, len(img.Settings))
+	for k := range img.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(stdout, "  %s=%s\n", k, img.Settings[k])
+	}
+	return 0, nil
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/moteos/mote/abi"
+	"github.com/moteos/mote/host/build"
+	"github.com/moteos/mote/host/hvt"
+	"github.com/moteos/mote/host/net/tap"
+	"github.com/moteos/mote/host/net/usernet"
+	"github.com/moteos/mote/host/unixproc"
+)
+
+const runHelp = `Runs IMAGE, or builds the Go package PKG for the target and runs it.
+Arguments after -- go to the program. The exit status is the program's own;
+statuses the tender chooses are 125 (could not start), 137 (out of memory),
+139 (unhandled fault), 159 (--strict: system call outside the Mote ABI).
+
+flags:
+  -t TARGET              unix, hvt or spt (default hvt)
+  -m SIZE                guest memory, e.g. 64M, 1G (default 64M; hvt)
+  --cpus N               CPUs the guest sees (default 1; hvt)
+  --env KEY=VALUE        add to the program's environment (repeatable)
+  --net user|tap:IFNAME  add a network interface (repeatable; hvt). user needs
+                         no privileges: the guest is 10.0.2.15, the host is
+                         reachable as 10.0.2.2, DNS is 10.0.2.3. On unix the
+                         program uses the host's network.
+  -p [IP:]HOSTPORT:PORT[/udp]
+                         publish a guest port on the host (default IP
+                         127.0.0.1; needs --net user; repeatable)
+  --block NAME=FILE[,ro] a block device backed by FILE (repeatable)
+  --fs NAME=DIR          a read-only file tree (unix; repeatable)
+  --strict               stop the guest on a system call outside the ABI
+  --stats                print exit counts and times when the guest ends
+  --trace                print every exit as it happens
+`
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+type runOptions struct {
+	target  string
+	memory  string
+	cpus    int
+	env     listFlag
+	nets    listFlag
+	publish listFlag
+	blocks  listFlag
+	trees   listFlag
+	strict  bool
+	stats   bool
+	trace   bool
+}
+
+func runRun(args []string, stdout, stderr io.Writer) (int, error) {
+	var o runOptions
+	fs := newFlags("run", stderr)
+	fs.StringVar(&o.target, "t", "hvt", "target")
+	fs.StringVar(&o.memory, "m", "64M", "guest memory")
+	fs.IntVar(&o.cpus, "cpus", 1, "guest CPUs")
+	fs.Var(&o.env, "env", "KEY=VALUE")
+	fs.Var(&o.nets, "net", "user or tap:IFNAME")
+	fs.Var(&o.publish, "p", "publish a port")
+	fs.Var(&o.blocks, "block", "NAME=FILE[,ro]")
+	fs.Var(&o.trees, "fs", "NAME=DIR")
+	fs.BoolVar(&o.strict, "strict", false, "")
+	fs.BoolVar(&o.stats, "stats", false, "")
+	fs.BoolVar(&o.trace, "trace", false, "")
+	if err := parse(fs, args); err != nil {
+		return exitUsage, err
+	}
+	if err := build.CheckTarget(o.target); err != nil {
+		return exitUsage, usageError{err.Error()}
+	}
+	if fs.NArg() == 0 {
+		return exitUsage, usagef("want an image or a package")
+	}
+	what, guestArgs := fs.Arg(0), fs.Args()[1:]
+	if len(guestArgs) > 0 && guestArgs[0] == "--" {
+		guestArgs = guestArgs[1:]
+	}
+	mem, err := parseSize(o.memory)
+	if err != nil {
+		return exitUsage, usagef("-m %s: %v", o.memory, err)
+	}
+	if o.cpus < 1 || o.cpus > 64 {
+		return exitUsage, usagef("--cpus %d: want 1 to 64", o.cpus)
+	}
+	for _, e := range o.env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return exitUsage, usagef("--env %q: want KEY=VALUE", e)
+		}
+	}
+	if o.target == "spt" {
+		return exitError, errors.New("the spt target is not implemented yet; use -t hvt or -t unix")
+	}
+
+	image := what
+	if st, err := os.Stat(what); err != nil || !st.Mode().IsRegular() {
+		dir, err := os.MkdirTemp("", "mote-run-")
+		if err != nil {
+			return exitError, err
+		}
+		defer os.RemoveAll(dir)
+		image, err = build.Build(context.Background(), build.Options{
+			Target: o.target, Package: what, Output: filepath.Join(dir, filepath.Base(filepath.Clean(what))), Stderr: stderr,
+		})
+		if err != nil {
+			return exitError, err
+		}
+	}
+	if o.target == "unix" {
+		return runUnix(o, image, guestArgs, stdout, stderr)
+	}
+	return runHVT(o, image, mem, guestArgs, stdout, stderr)
+}
+
+func runUnix(o runOptions, binary string, args []string, stdout, stderr io.Writer) (int, error) {
+	man := &abi.Manifest{Version: abi.Version, Target: abi.TargetUnix}
+	for _, n := range o.nets {
+		if n != "host" {
+			fmt.Fprintf(stderr, "mote: --net %s ignored: the unix target uses the host's network\n", n)
+		}
+	}
+	if len(o.publish) > 0 {
+		fmt.Fprintln(stderr, "mote: -p ignored: on the unix target the program listens on the host directly")
+	}
+	for _, b := range o.blocks {
+		name, path, ro, err := parseBlock(b)
+		if err != nil {
+			return exitUsage, usageError{err.Error()}
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			return exitError, fmt.Errorf("--block %s: %w", b, err)
+		}
+		if st.Size()%512 != 0 {
+			return exitError, fmt.Errorf("--block %s: %s is %d bytes, not a multiple of 512", b, path, st.Size())
+		}
+		man.Block = append(man.Block, abi.Block{Name: name, Path: path, SectorSize: 512, Sectors: st.Size() / 512, ReadOnly: ro})
+	}
+	for _, t := range o.trees {
+		name, dir, ok := strings.Cut(t, "=")
+		if !ok || !abi.ValidName(name) || dir == "" {
+			return exitUsage, usagef("--fs %q: want NAME=DIR with a lower-case name", t)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return exitError, fmt.Errorf("--fs %s: %s is not a directory", t, dir)
+		}
+		man.FS = append(man.FS, abi.Tree{Name: name, Path: dir})
+	}
+	if err := man.Validate(); err != nil {
+		return exitUsage, usageError{err.Error()}
+	}
+	return unixproc.Run(context.Background(), unixproc.Config{
+		Binary: binary, Args: args, Env: o.env, Manifest: man, Stdout: stdout, Stderr: stderr,
+	})
+}
+
+func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stderr io.Writer) (int, error) {
+	cfg := hvt.Config{Image: image, Args: args, Env: o.env, Memory: mem, CPUs: o.cpus, Strict: o.strict,
+		Stdout: stdout, Stderr: stderr}
+	if o.stats {
+		cfg.Stats = stderr
+	}
+	if o.trace {
+		cfg.Trace = stderr
+	}
+	if len(o.trees) > 0 {
+		return exitUsage, usagef("--fs is for the unix target; on hvt a file tree is a tar image on a block device (not yet)")
+	}
+	var pubs []usernet.Publish
+	for _, p := range o.publish {
+		pb, err := usernet.ParsePublish(p)
+		if err != nil {
+			return exitUsage, usageError{err.Error()}
+		}
+		pubs = append(pubs, pb)
+	}
+	userNets := 0
+	for i, n := range o.nets {
+		name := fmt.Sprintf("net%d", i)
+		mac := randomMAC()
+		switch {
+		case n == "user":
+			if userNets++; userNets > 1 {
+				return exitUsage, usagef("--net user: one user network per guest")
+			}
+			un, err := usernet.New(mac, pubs)
+			if err != nil {
+				return exitError, err
+			}
+			defer un.Close()
+			cfg.NICs = append(cfg.NICs, hvt.NIC{NIC: un.NIC(name), HostFD: un.GuestFD()})
+		case strings.HasPrefix(n, "tap:"):
+			fd, err := tap.Open(strings.TrimPrefix(n, "tap:"))
+			if err != nil {
+				return exitError, err
+			}
+			cfg.NICs = append(cfg.NICs, hvt.NIC{NIC: abi.NIC{Name: name, MAC: mac, MTU: 1500}, HostFD: fd})
+		default:
+			return exitUsage, usagef("--net %q: want user or tap:IFNAME", n)
+		}
+	}
+	if len(pubs) > 0 && userNets == 0 {
+		return exitUsage, usagef("-p needs --net user")
+	}
+	for _, b := range o.blocks {
+		name, path, ro, err := parseBlock(b)
+		if err != nil {
+			return exitUsage, usageError{err.Error()}
+		}
+		flag := os.O_RDWR
+		if ro {
+			flag = os.O_RDONLY
+		}
+		f, err := os.OpenFile(path, flag, 0)
+		if err != nil {
+			return exitError, fmt.Errorf("--block %s: %w", b, err)
+		}
+		defer f.Close()
+		cfg.Blocks = append(cfg.Blocks, hvt.Block{Name: name, File: f, ReadOnly: ro})
+	}
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		return exitError, fmt.Errorf("the hvt target needs KVM, and /dev/kvm is missing: run on a Linux host with KVM enabled (or nested virtualization), or use -t unix")
+	}
+	status, err := hvt.Run(context.Background(), cfg)
+	var ee *hvt.ExitError
+	if errors.As(err, &ee) {
+		fmt.Fprintln(stderr, ee.Report)
+		return ee.Status, nil
+	}
+	return status, err
+}
+
+func parseBlock(s string) (name, path string, ro bool, err error) {
+	name, rest, ok := strings.Cut(s, "=")
+	if !ok || !abi.ValidName(name) || rest == "" {
+		return "", "", false, fmt.Errorf("--block %q: want NAME=FILE[,ro] with a lower-case name", s)
+	}
+	path = rest
+	if p, opt, ok := strings.Cut(rest, ","); ok {
+		if opt != "ro" {
+			return "", "", false, fmt.Errorf("--block %q: unknown option %q (only ro)", s, opt)
+		}
+		path, ro = p, true
+	}
+	return name, path, ro, nil
+}
+
+// parseSize reads 64M, 1G, 512MiB, 65536.
+func parseSize(s string) (uint64, error) {
+	u := strings.ToUpper(strings.TrimSpace(s))
+	mult := uint64(1)
+	for _, suf := range []struct {
+		s string
+		m uint64
+	}{{"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if strings.HasSuffix(u, suf.s) {
+			u, mult = strings.TrimSuffix(u, suf.s), suf.m
+			break
+		}
+	}
+	n, err := strconv.ParseUint(u, 10, 64)
+	if err != nil || n == 0 {
+		return 0, errors.New("want a size such as 64M or 1G")
+	}
+	return n * mult, nil
+}
+
+// randomMAC is a locally administered unicast address.
+func randomMAC() string {
+	var b [6]byte
+	rand.Read(b[:])
+	b[0] = b[0]&0xfe | 0x02
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
+}

@@ -1,0 +1,134 @@
+package mote
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/moteos/mote/guest/netstack"
+)
+
+var (
+	stackOnce sync.Once
+	theStack  *netstack.Stack
+	stackErr  error
+)
+
+// guestStack starts the in-guest TCP/IP stack on first use.
+func guestStack() (*netstack.Stack, error) {
+	stackOnce.Do(func() {
+		m, err := Manifest()
+		if err != nil {
+			stackErr = err
+			return
+		}
+		if len(m.Net) == 0 {
+			stackErr = errors.New("mote: this unikernel has no network interface (mote run --net)")
+			return
+		}
+		theStack, stackErr = netstack.New(m.Net, netstack.Options{})
+	})
+	return theStack, stackErr
+}
+
+// Listen announces on a TCP address ("tcp", "tcp4", "tcp6"), as
+// net.Listen does.
+func Listen(network, address string) (net.Listener, error) {
+	uk, err := unikernel()
+	if err != nil {
+		return nil, err
+	}
+	if !uk {
+		return net.Listen(network, address)
+	}
+	st, err := guestStack()
+	if err != nil {
+		return nil, err
+	}
+	return st.Listen(network, address)
+}
+
+// ListenPacket opens a UDP socket ("udp", "udp4", "udp6"), as
+// net.ListenPacket does.
+func ListenPacket(network, address string) (net.PacketConn, error) {
+	uk, err := unikernel()
+	if err != nil {
+		return nil, err
+	}
+	if !uk {
+		return net.ListenPacket(network, address)
+	}
+	st, err := guestStack()
+	if err != nil {
+		return nil, err
+	}
+	return st.ListenPacket(network, address)
+}
+
+// Dial connects to an address over TCP or UDP, as net.Dial does.
+func Dial(network, address string) (net.Conn, error) {
+	return DialContext(context.Background(), network, address)
+}
+
+// DialContext is Dial with a context.
+func DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	uk, err := unikernel()
+	if err != nil {
+		return nil, err
+	}
+	if !uk {
+		var d net.Dialer
+		return d.DialContext(ctx, network, address)
+	}
+	st, err := guestStack()
+	if err != nil {
+		return nil, err
+	}
+	return st.DialContext(ctx, network, address)
+}
+
+// Resolver returns the DNS resolver for the program's network: the host's
+// on unix, one that asks the manifest's DNS servers over the in-guest stack
+// otherwise.
+func Resolver() *net.Resolver {
+	uk, err := unikernel()
+	if err != nil || !uk {
+		return net.DefaultResolver
+	}
+	st, err := guestStack()
+	if err != nil {
+		return &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) { return nil, err }}
+	}
+	return st.Resolver()
+}
+
+// HTTPClient returns an HTTP client that dials through the program's
+// network (http.DefaultClient works as well on every target).
+func HTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:       DialContext,
+		Proxy:             http.ProxyFromEnvironment,
+		ForceAttemptHTTP2: true,
+	}}
+}
+
+func init() {
+	// In a unikernel, point the standard library's defaults at the
+	// in-guest stack: the host's sockets do not exist there.
+	if uk, err := unikernel(); err != nil || !uk {
+		return
+	}
+	net.DefaultResolver.PreferGo = true
+	net.DefaultResolver.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		st, err := guestStack()
+		if err != nil {
+			return nil, err
+		}
+		return st.Resolver().Dial(ctx, network, address)
+	}
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		t.DialContext = DialContext
+	}
+}

@@ -1,0 +1,117 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Targets are the targets mote builds for.
+var Targets = []string{"unix", "hvt", "spt"}
+
+// Options describe one build.
+type Options struct {
+	Target  string    // unix, hvt or spt
+	Package string    // import path or directory ("" means ".")
+	Output  string    // file to write ("" means <package base>.<target>)
+	Dir     string    // directory to build from ("" means the current one)
+	Stderr  io.Writer // Go's output and progress (nil: discarded)
+	// Progress after this long prints a line saying the build goes on
+	// (0: 2 s).
+	Progress time.Duration
+}
+
+// Error is a failed build; Output is what the Go toolchain printed.
+type Error struct {
+	Package string
+	Output  string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("build %s: %v", e.Package, e.Err)
+}
+
+// CheckTarget returns an error naming the known targets if t is not one.
+func CheckTarget(t string) error {
+	for _, k := range Targets {
+		if t == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown target %q (targets: %s)", t, strings.Join(Targets, ", "))
+}
+
+// Env returns the environment additions for building for target.
+func Env(target string) []string {
+	if target == "unix" {
+		return nil
+	}
+	return []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1"}
+}
+
+// Build builds and returns the path of the artifact.
+func Build(ctx context.Context, opt Options) (string, error) {
+	if err := CheckTarget(opt.Target); err != nil {
+		return "", err
+	}
+	pkg := opt.Package
+	if pkg == "" {
+		pkg = "."
+	}
+	stderr := opt.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	out := opt.Output
+	if out == "" {
+		base := filepath.Base(pkg)
+		if pkg == "." || pkg == "./" {
+			wd := opt.Dir
+			if wd == "" {
+				wd, _ = os.Getwd()
+			}
+			base = filepath.Base(wd)
+		}
+		out = base + "." + opt.Target
+	}
+	if !filepath.IsAbs(out) && opt.Dir != "" {
+		out = filepath.Join(opt.Dir, out)
+	}
+	args := []string{"build", "-trimpath", "-o", out, pkg}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = opt.Dir
+	cmd.Env = append(os.Environ(), Env(opt.Target)...)
+	var output strings.Builder
+	cmd.Stdout = &output
+	cmd.Stderr = &output
+
+	progress := opt.Progress
+	if progress == 0 {
+		progress = 2 * time.Second
+	}
+	start := time.Now()
+	t := time.AfterFunc(progress, func() {
+		fmt.Fprintf(stderr, "mote: building %s for %s (the first build of a package compiles its dependencies)…\n", pkg, opt.Target)
+	})
+	err := cmd.Run()
+	t.Stop()
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			return "", &Error{Package: pkg, Err: fmt.Errorf("running the Go toolchain: %w", err)}
+		}
+		io.WriteString(stderr, output.String())
+		return "", &Error{Package: pkg, Output: output.String(), Err: errors.New("the Go toolchain failed (its output is above)")}
+	}
+	if time.Since(start) > progress {
+		fmt.Fprintf(stderr, "mote: built %s in %v\n", out, time.Since(start).Round(100*time.Millisecond))
+	}
+	return out, nil
+}
