@@ -70,11 +70,21 @@ func main() {
 			return
 		}
 		rrs, found := records[name]
-		for _, rr := range rrs {
-			t := rr.Header().Rrtype
-			if t == q.Qtype || q.Qtype == dns.TypeANY || t == dns.TypeCNAME {
-				m.Answer = append(m.Answer, rr)
+		for hops := 0; hops < 8; hops++ { // follow in-zone CNAMEs, boundedly
+			var next string
+			for _, rr := range rrs {
+				t := rr.Header().Rrtype
+				if t == q.Qtype || q.Qtype == dns.TypeANY {
+					m.Answer = append(m.Answer, rr)
+				} else if cn, ok := rr.(*dns.CNAME); ok {
+					m.Answer = append(m.Answer, rr)
+					next = strings.ToLower(cn.Target)
+				}
 			}
+			if next == "" || q.Qtype == dns.TypeCNAME {
+				break
+			}
+			rrs = records[next]
 		}
 		if !found {
 			m.Rcode = dns.RcodeNameError

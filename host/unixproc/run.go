@@ -50,6 +50,8 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	cmd.Env = append(append(os.Environ(), cfg.Env...), abi.EnvManifest+"="+string(js))
 	cmd.Stdin = os.Stdin
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
+	// The program does not outlive mote, even one killed with SIGKILL.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// The examples, run through mote on unix and (where KVM is) on hvt with
+// user networking, answered by real clients: Go's HTTP client, curl, dig
+// and a miekg/dns client.
+
+type httpdCase struct {
+	name   string
+	args   func(port int) []string
+	target string
+}
+
+func httpdCases(t *testing.T) []httpdCase {
+	cases := []httpdCase{{"unix", func(p int) []string {
+		return []string{"run", "-t", "unix", "./examples/httpd", "--", "-addr", fmt.Sprintf("127.0.0.1:%d", p)}
+	}, "unix"}}
+	if kvmOK() {
+		cases = append(cases, httpdCase{"hvt-user", func(p int) []string {
+			return []string{"run", "-t", "hvt", "--strict", "--net", "user", "-p", fmt.Sprintf("127.0.0.1:%d:8080", p), "./examples/httpd"}
+		}, "hvt"})
+	} else {
+		t.Log("SKIPPED LOUDLY: hvt cases need /dev/kvm")
+	}
+	return cases
+}
+
+func TestExampleHTTPD(t *testing.T) {
+	for _, c := range httpdCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			port := freePort(t, "tcp")
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			s := start(t, c.args(port)...)
+			s.waitTCP(t, addr)
+
+			hc := &http.Client{Timeout: 20 * time.Second}
+			resp, err := hc.Get("http://" + addr + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), "Served by a Mote unikernel") {
+				t.Fatalf("GET /: %d %q", resp.StatusCode, body)
+			}
+			resp, err = hc.Get("http://" + addr + "/api/info")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var info struct {
+				Service, Target string
+				Requests        int
+			}
+			err = json.NewDecoder(resp.Body).Decode(&info)
+			resp.Body.Close()
+			if err != nil || info.Service != "httpd" || info.Target != c.target || info.Requests != 2 {
+				t.Fatalf("GET /api/info: %+v %v", info, err)
+			}
+			if _, err := exec.LookPath("curl"); err != nil {
+				t.Fatal("curl is missing: run scripts/install-deps")
+			}
+			cout, err := exec.Command("curl", "-sS", "--max-time", "20", "-i", "http://"+addr+"/style.css").CombinedOutput()
+			if err != nil || !strings.Contains(string(cout), "200 OK") || !strings.Contains(string(cout), "font-family") {
+				t.Fatalf("curl: %v\n%s", err, cout)
+			}
+			// A client that disconnects mid-request does not wedge the server.
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Write([]byte("GET /api/info HTTP/1.1\r\nHost: x\r\n"))
+				c.Close()
+			}
+			resp, err = hc.Get("http://" + addr + "/missing")
+			if err != nil || resp.StatusCode != 404 {
+				t.Fatalf("GET /missing: %v %v", resp, err)
+			}
+			resp.Body.Close()
+			s.stop(t)
+			if !strings.Contains(s.stderr.String(), "shut down") {
+				t.Errorf("no graceful shutdown in the log:\n%s", s.stderr)
+			}
+		})
+	}
+}
+
+func TestExampleDNSD(t *testing.T) {
+	type dnsCase struct {
+		name string
+		args func(udp, tcp int) []string
+		same bool // one port for UDP and TCP
+	}
+	cases := []dnsCase{{"unix", func(u, _ int) []string {
+		return []string{"run", "-t", "unix", "./examples/dnsd", "--", "-addr", fmt.Sprintf("127.0.0.1:%d", u)}
+	}, true}}
+	if kvmOK() {
+		cases = append(cases, dnsCase{"hvt-user", func(u, tc int) []string {
+			return []string{"run", "-t", "hvt", "--strict", "--net", "user",
+				"-p", fmt.Sprintf("127.0.0.1:%d:5353/udp", u), "-p", fmt.Sprintf("127.0.0.1:%d:5353", tc), "./examples/dnsd"}
+		}, false})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			up := freePort(t, "udp")
+			tp := up
+			if !c.same {
+				tp = freePort(t, "tcp")
+			}
+			s := start(t, c.args(up, tp)...)
+			s.waitTCP(t, fmt.Sprintf("127.0.0.1:%d", tp))
+			uaddr, taddr := fmt.Sprintf("127.0.0.1:%d", up), fmt.Sprintf("127.0.0.1:%d", tp)
+
+			for _, proto := range []string{"udp", "tcp"} {
+				cl := &dns.Client{Net: proto, Timeout: 10 * time.Second}
+				addr := uaddr
+				if proto == "tcp" {
+					addr = taddr
+				}
+				m := new(dns.Msg)
+				m.SetQuestion("example.mote.", dns.TypeA)
+				var r *dns.Msg
+				var err error
+				for try := 0; try < 20; try++ { // UDP may race the server's start
+					if r, _, err = cl.Exchange(m, addr); err == nil {
+						break
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				if err != nil || len(r.Answer) != 1 || !r.Authoritative || r.Answer[0].(*dns.A).A.String() != "192.0.2.10" {
+					t.Fatalf("miekg %s A: %v %v", proto, r, err)
+				}
+				m.SetQuestion("nosuch.example.mote.", dns.TypeA)
+				if r, _, err = cl.Exchange(m, addr); err != nil || r.Rcode != dns.RcodeNameError || len(r.Ns) != 1 {
+					t.Fatalf("miekg %s NXDOMAIN: %v %v", proto, r, err)
+				}
+			}
+			if _, err := exec.LookPath("dig"); err != nil {
+				t.Fatal("dig is missing: run scripts/install-deps")
+			}
+			for _, q := range []struct {
+				args []string
+				want string
+			}{
+				{[]string{"-p", fmt.Sprint(up), "example.mote", "TXT"}, `"served by a Mote unikernel"`},
+				{[]string{"-p", fmt.Sprint(tp), "+tcp", "www.example.mote", "A"}, "192.0.2.10"},
+				{[]string{"-p", fmt.Sprint(up), "example.mote", "MX"}, "10 mail.example.mote."},
+				{[]string{"-p", fmt.Sprint(tp), "+tcp", "example.mote", "AAAA"}, "2001:db8::10"},
+			} {
+				args := append([]string{"@127.0.0.1", "+short", "+time=5", "+tries=3"}, q.args...)
+				dout, err := exec.Command("dig", args...).CombinedOutput()
+				if err != nil || !strings.Contains(string(dout), q.want) {
+					t.Fatalf("dig %v: %v\n%s", q.args, err, dout)
+				}
+			}
+			s.stop(t)
+		})
+	}
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests drive the real mote binary, as a user would.
+
+var (
+	moteBin string
+	tmpDir  string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mote-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tmpDir = dir
+	moteBin = filepath.Join(dir, "mote")
+	if out, err := exec.Command("go", "build", "-o", moteBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building mote: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func kvmOK() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+func needKVM(t *testing.T) {
+	t.Helper()
+	if !kvmOK() {
+		t.Skip("SKIPPED LOUDLY: /dev/kvm is not usable here; hvt cases need KVM")
+	}
+}
+
+type out struct {
+	status         int
+	stdout, stderr string
+}
+
+// mote runs the CLI from the repository root, so package paths are the
+// README's.
+func mote(t *testing.T, args ...string) out {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, moteBin, args...)
+	cmd.Dir = "../.."
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	status := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		status = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out{status, so.String(), se.String()}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		status int
+		want   string
+	}{
+		{nil, 2, "usage: mote COMMAND"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"build", "-t", "vmx", "./examples/hello"}, 2, `unknown target "vmx" (targets: unix, hvt, spt)`},
+		{[]string{"run", "-t", "vmx", "./examples/hello"}, 2, `unknown target "vmx"`},
+		{[]string{"run", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"run"}, 2, "want an image or a package"},
+		{[]string{"run", "-m", "lots", "./examples/hello"}, 2, "want a size"},
+		{[]string{"run", "--cpus", "0", "./examples/hello"}, 2, "want 1 to 64"},
+		{[]string{"run", "--env", "NOEQUALS", "./examples/hello"}, 2, "want KEY=VALUE"},
+		{[]string{"run", "--net", "wifi", "./examples/hello"}, 2, `--net "wifi"`},
+		{[]string{"run", "-p", "8080:80", "./examples/hello"}, 2, "-p needs --net user"},
+		{[]string{"run", "-t", "unix", "--block", "BAD=x", "./examples/hello"}, 2, "want NAME=FILE"},
+		{[]string{"build", "a", "b"}, 2, "one package at a time"},
+		{[]string{"help", "nosuch"}, 2, `no command "nosuch"`},
+	} {
+		got := mote(t, c.args...)
+		if got.status != c.status || !strings.Contains(got.stderr, c.want) {
+			t.Errorf("mote %q: status %d, stderr:\n%s\nwant %d and %q", c.args, got.status, got.stderr, c.status, c.want)
+		}
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	got := mote(t, "build", "-t", "hvt", "./cmd/mote/testdata/broken")
+	if got.status == 0 || !strings.Contains(got.stderr, "undefined: undefinedFunction") || !strings.Contains(got.stderr, "main.go:6") {
+		t.Errorf("compile error: status %d, stderr:\n%s", got.status, got.stderr)
+	}
+	got = mote(t, "build", "-t", "hvt", "./no/such/package")
+	if got.status == 0 || !strings.Contains(got.stderr, "no/such/package") {
+		t.Errorf("missing package: status %d, stderr:\n%s", got.status, got.stderr)
+	}
+	got = mote(t, "run", "-t", "unix", "./no/such/package")
+	if got.status == 0 || !strings.Contains(got.stderr, "no/such/package") {
+		t.Errorf("run of a missing package: status %d, stderr:\n%s", got.status, got.stderr)
+	}
+}
+
+func TestBuildAndInspect(t *testing.T) {
+	img := filepath.Join(tmpDir, "hello.hvt")
+	got := mote(t, "build", "-t", "hvt", "-o", img, "./examples/hello")
+	if got.status != 0 || !strings.Contains(got.stdout, img) {
+		t.Fatalf("build: %+v", got)
+	}
+	got = mote(t, "inspect", img)
+	for _, want := range []string{"go1.", "entry 0x", "GOAMD64=v1", "CGO_ENABLED=0", "r-x"} {
+		if !strings.Contains(got.stdout, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, got.stdout)
+		}
+	}
+	got = mote(t, "inspect", "/etc/hostname")
+	if got.status == 0 || !strings.Contains(got.stderr, "not an ELF file") {
+		t.Errorf("inspect of a text file: %+v", got)
+	}
+	if got := mote(t, "version"); got.status != 0 || !strings.HasPrefix(got.stdout, "mote ") {
+		t.Errorf("version: %+v", got)
+	}
+	if got := mote(t, "help", "run"); got.status != 0 || !strings.Contains(got.stdout, "--net user|tap:IFNAME") {
+		t.Errorf("help run: %+v", got)
+	}
+}
+
+// The program's exit status and output pass through on every target.
+func TestExitStatusPassesThrough(t *testing.T) {
+	targets := []string{"unix"}
+	if kvmOK() {
+		targets = append(targets, "hvt")
+	}
+	for _, target := range targets {
+		for _, status := range []string{"0", "3"} {
+			got := mote(t, "run", "-t", target, "./examples/hello", "--", "-exit", status)
+			want := fmt.Sprintf("hello from mote (target %s)\n", target)
+			if fmt.Sprint(got.status) != status || got.stdout != want {
+				t.Errorf("%s: status %d stdout %q stderr %q; want %s and %q", target, got.status, got.stdout, got.stderr, status, want)
+			}
+		}
+	}
+}
+
+func TestHVTWithoutImageIsRefused(t *testing.T) {
+	got := mote(t, "run", "-t", "hvt", "/etc/hostname")
+	if got.status != 125 || !strings.Contains(got.stderr, "not an ELF file") {
+		t.Errorf("status %d stderr %q", got.status, got.stderr)
+	}
+}
+
+// freePort returns a loopback port free at the time of asking.
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// server is a mote run in the background, ended by the test by PID.
+type server struct {
+	cmd            *exec.Cmd
+	stdout, stderr *lockedBuffer
+	done           chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func start(t *testing.T, args ...string) *server {
+	t.Helper()
+	s := &server{cmd: exec.Command(moteBin, args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	s.cmd.Dir = "../.."
+	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so cleanup can end all it started
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL) // mote and the program it started
+			<-s.done
+		}
+	})
+	return s
+}
+
+// waitTCP waits until addr accepts connections or the server exits.
+func (s *server) waitTCP(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute) // the first run builds the package
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			t.Fatalf("server exited early: %v\nstdout:\n%s\nstderr:\n%s", s.cmd.ProcessState, s.stdout, s.stderr)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never accepted a connection\nstderr:\n%s", addr, s.stderr)
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not stop on SIGINT")
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("server exit status %d\nstderr:\n%s", code, s.stderr)
+	}
+}
