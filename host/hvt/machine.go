@@ -93,6 +93,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err != nil {
 		return ExitTender, &ExitError{ExitTender, err.Error()}
 	}
+	defer img.Close()
 	m, err := newMachine(cfg, img)
 	if err != nil {
 		return ExitTender, &ExitError{ExitTender, err.Error()}
@@ -203,6 +204,9 @@ func (m *machine) close() {
 		m.sys.Close()
 	}
 	if m.mem != nil {
+		if m.mem.image != nil {
+			unix.Munmap(m.mem.image)
+		}
 		m.mem.release()
 	}
 }
@@ -512,6 +516,9 @@ func (m *machine) load() (entry, sp uint64, err error) {
 	mem := m.mem
 	mem.mu.Lock()
 	defer mem.mu.Unlock()
+	if err := m.mapImageFile(); err != nil {
+		return 0, 0, err
+	}
 	for _, s := range m.img.Segments {
 		prot := 0
 		if s.Read {
@@ -524,14 +531,55 @@ func (m *machine) load() (entry, sp uint64, err error) {
 			prot |= protExec
 		}
 		start, end := s.Vaddr&^(pageSize-1), alignUp(s.Vaddr+s.Memsz, pageSize)
-		if err := mem.populate(start, end, prot, s.Data, s.Vaddr-start); err != nil {
-			return 0, 0, fmt.Errorf("hvt: loading segment at %#x: %w", s.Vaddr, err)
+		fileEnd := start // pages below this map the file itself
+		if mem.image != nil {
+			fileEnd = max(start, (s.Vaddr+uint64(len(s.Data)))&^(pageSize-1))
+			pa := mem.imageBase + s.Offset - (s.Vaddr - start)
+			if err := mem.mapRange(start, pa, int((fileEnd-start)/pageSize), protFlags(prot)); err != nil {
+				return 0, 0, fmt.Errorf("hvt: loading segment at %#x: %w", s.Vaddr, err)
+			}
+		}
+		// The rest — a last page partly from the file, and the zeroed
+		// .bss — is memory of the guest's own.
+		if fileEnd < end {
+			data, dataOff := s.Data, uint64(0)
+			if fileEnd >= s.Vaddr {
+				data = s.Data[min(fileEnd-s.Vaddr, uint64(len(s.Data))):]
+			} else {
+				dataOff = s.Vaddr - fileEnd
+			}
+			if err := mem.populate(fileEnd, end, prot, data, dataOff); err != nil {
+				return 0, 0, fmt.Errorf("hvt: loading segment at %#x: %w", s.Vaddr, err)
+			}
 		}
 		mem.insert(area{start, end, prot, areaImage})
 	}
 	mem.insert(area{stackTop - stackSize, stackTop, protRead | protWrite, areaStack})
 	sp, err = m.buildStack()
 	return m.img.Entry, sp, err
+}
+
+// mapImageFile maps the program file privately as a second memory slot,
+// above RAM and the doorbell: the guest's text and data pages are the
+// file's pages, shared through the host's page cache by every instance
+// until one writes (copy on write), and nothing is copied at boot.
+func (m *machine) mapImageFile() error {
+	f := m.img.File()
+	if f == nil {
+		return nil // an image parsed from memory: populate copies it
+	}
+	size := int(alignUp(uint64(m.img.Size), pageSize))
+	b, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
+	if err != nil {
+		return fmt.Errorf("hvt: mapping %s: %w", m.img.Path, err)
+	}
+	base := alignUp(uint64(len(m.mem.host))+pageSize, hugeSize)
+	if err := m.vm.SetMemory(1, base, b); err != nil {
+		unix.Munmap(b)
+		return err
+	}
+	m.mem.image, m.mem.imageBase = b, base
+	return nil
 }
 
 // buildStack writes argc, argv, envp and auxv as Linux does for a static
@@ -617,7 +665,7 @@ func copyOutLocked(mem *memory, va uint64, b []byte) error {
 			}
 			continue
 		}
-		n := copy(mem.host[pa:pa+(pageSize-va&(pageSize-1))], b)
+		n := copy(mem.phys(pa)[:pageSize-va&(pageSize-1)], b)
 		b, va = b[n:], va+uint64(n)
 	}
 	return nil
@@ -641,3 +689,4 @@ func (m *machine) guestEnv() []string {
 	}
 	return env
 }
+

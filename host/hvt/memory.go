@@ -90,9 +90,11 @@ func (e *oomError) Error() string {
 
 // memory is a guest's physical memory and address space.
 type memory struct {
-	mu    sync.Mutex
-	host  []byte // guest-physical [0, len(host))
-	areas []area // sorted, disjoint
+	mu        sync.Mutex
+	host      []byte // guest-physical [0, len(host)): RAM
+	image     []byte // guest-physical [imageBase, imageBase+len(image)): the program file, mapped privately
+	imageBase uint64
+	areas     []area // sorted, disjoint
 
 	sysNext  uint64 // next free 4 KiB page for tables, kernel pages and user pages (grows up)
 	hugeNext uint64 // lowest bound 2 MiB chunk (grows down)
@@ -153,7 +155,9 @@ func mapGuestRAM(size uint64) ([]byte, error) {
 		unix.MunmapPtr(unsafe.Add(aligned, size), tail)
 	}
 	host := unsafe.Slice((*byte)(aligned), size)
-	unix.Madvise(host, unix.MADV_HUGEPAGE)
+	// No MADV_HUGEPAGE: huge pages halve the first-touch cost under nested
+	// paging, but each one zeroes 2 MiB, inflates RSS, and direct compaction
+	// stalls starts by up to 100 ms.
 	return host, nil
 }
 
@@ -205,7 +209,20 @@ func (m *memory) entry(va uint64, level int, create bool) (*uint64, error) {
 	}
 }
 
-// word is the host view of the 8-byte guest-physical word at pa.
+// phys is the host view of guest-physical memory from pa to the end of its
+// slot: RAM or the program file.
+func (m *memory) phys(pa uint64) []byte {
+	if pa < uint64(len(m.host)) {
+		return m.host[pa:]
+	}
+	if pa >= m.imageBase && pa-m.imageBase < uint64(len(m.image)) {
+		return m.image[pa-m.imageBase:]
+	}
+	panic(fmt.Sprintf("hvt: guest-physical %#x is not memory", pa))
+}
+
+// word is the host view of the 8-byte guest-physical word at pa (RAM:
+// page tables and the tender's own pages).
 func (m *memory) word(pa uint64) *uint64 { return (*uint64)(unsafe.Pointer(&m.host[pa])) }
 
 // mapPage maps the 4 KiB page at va to pa with the given entry flags.
@@ -218,6 +235,26 @@ func (m *memory) mapPage(va, pa, flags uint64) error {
 		return fmt.Errorf("hvt: mapping %#x: covered by a 2 MiB page", va)
 	}
 	atomic.StoreUint64(e, pa|flags)
+	return nil
+}
+
+// mapRange maps n 4 KiB pages from va to consecutive physical pages from
+// pa, walking to each page table once rather than once per page.
+func (m *memory) mapRange(va, pa uint64, n int, flags uint64) error {
+	for n > 0 {
+		e, err := m.entry(va, 1, true)
+		if err != nil {
+			return err
+		}
+		if e == nil {
+			return fmt.Errorf("hvt: mapping %#x: covered by a 2 MiB page", va)
+		}
+		pt := (*[512]uint64)(unsafe.Pointer(uintptr(unsafe.Pointer(e)) - uintptr((va>>12)&511)*8))
+		for i := (va >> 12) & 511; i < 512 && n > 0; i++ {
+			atomic.StoreUint64(&pt[i], pa|flags)
+			va, pa, n = va+pageSize, pa+pageSize, n-1
+		}
+	}
 	return nil
 }
 
@@ -476,7 +513,7 @@ func (m *memory) access(va uint64, n int, write bool, f func(host []byte, off in
 			return err
 		}
 		chunk := min(n-off, int(pageSize-(va+uint64(off))&(pageSize-1)))
-		f(m.host[pa:pa+uint64(chunk)], off)
+		f(m.phys(pa)[:chunk], off)
 		off += chunk
 	}
 	return nil
@@ -513,7 +550,7 @@ func (m *memory) word32(va uint64, write bool) (*uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return (*uint32)(unsafe.Pointer(&m.host[pa])), nil
+	return (*uint32)(unsafe.Pointer(&m.phys(pa)[0])), nil
 }
 
 func (m *memory) readU64(va uint64) (uint64, error) {
@@ -595,7 +632,7 @@ func (m *memory) peek(va uint64) (uint64, bool) {
 	if !ok || f&pteUser == 0 || va&(pageSize-1) > pageSize-8 {
 		return 0, false
 	}
-	return le.Uint64(m.host[pa:]), true
+	return le.Uint64(m.phys(pa)), true
 }
 
 // prefault binds [start, end) now, as faults would; failures are left for

@@ -14,9 +14,9 @@ import (
 // returns how many sites it rewrote.
 func (m *machine) patchSyscalls() int {
 	n := 0
-	for _, name := range shim.Functions {
-		entry, end, ok := m.img.Func(name)
-		if !ok || end <= entry || end-entry > 4096 {
+	for _, r := range m.img.Funcs(shim.Functions...) {
+		entry, end := r[0], r[1]
+		if end <= entry || end-entry > 4096 {
 			continue
 		}
 		code, ok := m.img.Text(entry, end-entry)
@@ -68,7 +68,7 @@ func (m *machine) writeText(va uint64, b []byte) bool {
 		if !ok {
 			return false
 		}
-		m.mem.host[pa] = b[i]
+		m.mem.phys(pa)[0] = b[i]
 	}
 	return true
 }

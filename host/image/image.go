@@ -5,12 +5,15 @@ import (
 	"debug/buildinfo"
 	"debug/elf"
 	"debug/gosym"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // UserTop is the end of the guest's user address space (47 bits).
@@ -39,9 +42,14 @@ type Image struct {
 	GoVersion string
 	Settings  map[string]string // build settings: GOAMD64, CGO_ENABLED, ...
 
-	data  []byte
-	table *gosym.Table
-	text  uint64
+	data   []byte
+	file   *os.File
+	mapped bool
+
+	symOnce sync.Once
+	table   *gosym.Table
+	pcln    []byte
+	text    uint64
 }
 
 // Error is a refusal of an image, naming the file and the reason.
@@ -62,7 +70,11 @@ func Open(path string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -73,11 +85,39 @@ func Open(path string) (*Image, error) {
 	if st.Size() > maxFileSize {
 		return nil, refuse(path, "%d bytes is larger than the %d-byte limit", st.Size(), maxFileSize)
 	}
-	data, err := io.ReadAll(f)
+	if st.Size() == 0 {
+		return nil, refuse(path, "empty file")
+	}
+	// Mapped, not read: a tender maps the program's pages from the file
+	// itself, so the host's page cache holds one copy for every instance.
+	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
-	return Parse(path, data)
+	img, err := Parse(path, data)
+	if err != nil {
+		unix.Munmap(data)
+		return nil, err
+	}
+	img.file, img.mapped = f, true
+	f = nil // kept open: see File
+	return img, nil
+}
+
+// File is the open image file; a tender maps the program's pages from it
+// (the same file that was validated, whatever happens to the path).
+func (img *Image) File() *os.File { return img.file }
+
+// Close releases the file and its mapping.
+func (img *Image) Close() error {
+	if img.mapped {
+		unix.Munmap(img.data)
+		img.mapped = false
+	}
+	if img.file != nil {
+		return img.file.Close()
+	}
+	return nil
 }
 
 // Parse validates an image held in memory; path is used in messages.
@@ -194,23 +234,30 @@ func (img *Image) inExec(addr uint64) bool {
 	return false
 }
 
+// loadSymbols finds the Go line table; it is parsed on first use only,
+// since a large program's table takes tens of milliseconds to parse and a
+// tender needs it only to report a crash.
 func (img *Image) loadSymbols(ef *elf.File) error {
 	pcln := ef.Section(".gopclntab")
 	text := ef.Section(".text")
 	if pcln == nil || text == nil {
 		return errors.New("not a Go program (no .gopclntab or .text section)")
 	}
-	tab, err := pcln.Data()
-	if err != nil {
-		return fmt.Errorf("reading .gopclntab: %v", err)
+	if pcln.Type == elf.SHT_NOBITS || pcln.Offset > uint64(len(img.data)) || pcln.Size > uint64(len(img.data))-pcln.Offset {
+		return errors.New("truncated .gopclntab")
 	}
-	t, err := gosym.NewTable(nil, gosym.NewLineTable(tab, text.Addr))
-	if err != nil {
-		return fmt.Errorf("malformed .gopclntab: %v", err)
-	}
-	img.table = t
+	img.pcln = img.data[pcln.Offset : pcln.Offset+pcln.Size]
 	img.text = text.Addr
 	return nil
+}
+
+func (img *Image) symbols() *gosym.Table {
+	img.symOnce.Do(func() {
+		if t, err := gosym.NewTable(nil, gosym.NewLineTable(img.pcln, img.text)); err == nil {
+			img.table = t
+		}
+	})
+	return img.table
 }
 
 // Frame is one symbolized program counter.
@@ -231,28 +278,60 @@ func (f Frame) String() string {
 // Symbolize names the function, file and line of pc.
 func (img *Image) Symbolize(pc uint64) Frame {
 	fr := Frame{PC: pc}
-	if img.table == nil {
+	t := img.symbols()
+	if t == nil {
 		return fr
 	}
-	file, line, fn := img.table.PCToLine(pc)
+	file, line, fn := t.PCToLine(pc)
 	if fn != nil {
 		fr.Function, fr.File, fr.Line = fn.Name, file, line
 	}
 	return fr
 }
 
-// Func returns the address range of the named function; an assembly
-// function is found under its name or its ABI0 symbol (name.abi0).
-func (img *Image) Func(name string) (entry, end uint64, ok bool) {
-	if img.table == nil {
-		return 0, 0, false
+// Funcs returns the address ranges of the named functions, from the ELF
+// symbol table, in one pass that allocates nothing per symbol; an
+// assembly function is also found under its ABI0 name (name.abi0). Missing
+// names are absent from the result.
+func (img *Image) Funcs(names ...string) map[string][2]uint64 {
+	want := map[string]string{}
+	for _, n := range names {
+		want[n] = n
+		want[n+".abi0"] = n
 	}
-	for _, n := range []string{name, name + ".abi0"} {
-		if f := img.table.LookupFunc(n); f != nil {
-			return f.Entry, f.End, true
+	out := map[string][2]uint64{}
+	ef, err := elf.NewFile(bytes.NewReader(img.data))
+	if err != nil {
+		return out
+	}
+	symtab, strtab := ef.Section(".symtab"), ef.Section(".strtab")
+	if symtab == nil || strtab == nil {
+		return out
+	}
+	syms, err1 := symtab.Data()
+	strs, err2 := strtab.Data()
+	if err1 != nil || err2 != nil {
+		return out
+	}
+	for off := 0; off+24 <= len(syms); off += 24 {
+		e := syms[off:]
+		if elf.ST_TYPE(e[4]) != elf.STT_FUNC {
+			continue
+		}
+		nameOff := int(binary.LittleEndian.Uint32(e))
+		if nameOff >= len(strs) {
+			continue
+		}
+		end := bytes.IndexByte(strs[nameOff:], 0)
+		if end < 0 {
+			continue
+		}
+		if n, ok := want[string(strs[nameOff:nameOff+end])]; ok {
+			v, size := binary.LittleEndian.Uint64(e[8:]), binary.LittleEndian.Uint64(e[16:])
+			out[n] = [2]uint64{v, v + size}
 		}
 	}
-	return 0, 0, false
+	return out
 }
 
 // Text returns the program's bytes at [addr, addr+n) if they lie in a
