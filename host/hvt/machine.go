@@ -689,4 +689,3 @@ func (m *machine) guestEnv() []string {
 	}
 	return env
 }
-
