@@ -44,18 +44,22 @@ func main() {
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), *n)
 
 	// Start to exit.
-	native := timeRuns(*n, func() error { return exec.Command(g("hello")).Run() })
-	hvt := timeRuns(*n, func() error { return exec.Command(*moteBin, "run", g("hello")).Run() })
-	w("### Start to exit: hello\n\n")
-	w("`hello` prints one line and exits; timed from process start to exit, the tender's own start included.\n\n")
-	w("| run | median | min | max | vs native |\n|---|---|---|---|---|\n")
-	w("| native process | %s | %s | %s | 1.0× |\n", ms(native.med), ms(native.min), ms(native.max))
-	w("| `mote run` (hvt) | %s | %s | %s | %.1f× |\n\n", ms(hvt.med), ms(hvt.min), ms(hvt.max), hvt.med.Seconds()/native.med.Seconds())
+	w("### Start to exit\n\n")
+	w("Each program prints one line and exits; timed from process start to exit, the tender's own start included. `plainhello` is one fmt.Println (%.1f MB); `hello` is examples/hello, which imports the mote API and with it gVisor's netstack (%.1f MB).\n\n",
+		float64(size(g("plainhello")))/1e6, float64(size(g("hello")))/1e6)
+	w("| program | run | median | min | max | vs native |\n|---|---|---|---|---|---|\n")
+	for _, prog := range []string{"plainhello", "hello"} {
+		native := timeRuns(*n, func() error { return exec.Command(g(prog)).Run() })
+		hvt := timeRuns(*n, func() error { return exec.Command(*moteBin, "run", g(prog)).Run() })
+		w("| %s | native process | %s | %s | %s | 1.0× |\n", prog, ms(native.med), ms(native.min), ms(native.max))
+		w("| %s | `mote run` (hvt) | %s | %s | %s | %.1f× |\n", prog, ms(hvt.med), ms(hvt.min), ms(hvt.max), hvt.med.Seconds()/native.med.Seconds())
+	}
+	w("\n")
 
 	// Boot to main: the first write of the program, seen by --trace.
 	var setups, firsts []time.Duration
 	for i := 0; i < *n; i++ {
-		out, _ := exec.Command(*moteBin, "run", "--trace", "--stats", g("hello")).CombinedOutput()
+		out, _ := exec.Command(*moteBin, "run", "--trace", "--stats", g("plainhello")).CombinedOutput()
 		if d, ok := traceTime(out, " write("); ok {
 			firsts = append(firsts, d)
 		}
@@ -64,7 +68,7 @@ func main() {
 		}
 	}
 	s, f := stats(setups), stats(firsts)
-	w("### Boot to main\n\n")
+	w("### Boot to main (plainhello)\n\n")
 	w("| phase | median | min | max |\n|---|---|---|---|\n")
 	w("| tender setup (KVM VM, memory, image loaded, first vCPU) | %s | %s | %s |\n", ms(s.med), ms(s.min), ms(s.max))
 	w("| tender start → the program's first output (main running) | %s | %s | %s |\n\n", ms(f.med), ms(f.min), ms(f.max))
