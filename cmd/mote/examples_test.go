@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,6 +165,56 @@ func TestExampleDNSD(t *testing.T) {
 				}
 			}
 			s.stop(t)
+		})
+	}
+}
+
+// TestExampleTLSD: crypto/tls inside the unikernel, answered by curl -k,
+// openssl s_client and Go's TLS client.
+func TestExampleTLSD(t *testing.T) {
+	type tlsCase struct {
+		name string
+		args func(port int) []string
+	}
+	cases := []tlsCase{{"unix", func(p int) []string {
+		return []string{"run", "-t", "unix", "./examples/tlsd", "--", "-addr", fmt.Sprintf("127.0.0.1:%d", p)}
+	}}}
+	if kvmOK() {
+		cases = append(cases, tlsCase{"hvt-user", func(p int) []string {
+			return []string{"run", "-t", "hvt", "--strict", "--net", "user", "-p", fmt.Sprintf("127.0.0.1:%d:8443", p), "./examples/tlsd"}
+		}})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			port := freePort(t, "tcp")
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			s := start(t, c.args(port)...)
+			s.waitTCP(t, addr)
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 20 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := conn.ConnectionState()
+			conn.Close()
+			if st.Version != tls.VersionTLS13 || len(st.PeerCertificates) != 1 || st.PeerCertificates[0].Subject.Organization[0] != "Mote tlsd" {
+				t.Fatalf("TLS state: version %x, certs %d", st.Version, len(st.PeerCertificates))
+			}
+			out, err := exec.Command("curl", "-sSk", "--max-time", "20", "https://"+addr+"/").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "hello over TLS 1.3") {
+				t.Fatalf("curl -k: %v\n%s", err, out)
+			}
+			if _, err := exec.LookPath("openssl"); err == nil {
+				cmd := exec.Command("openssl", "s_client", "-connect", addr, "-servername", "localhost")
+				cmd.Stdin = strings.NewReader("")
+				out, err := cmd.CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "TLSv1.3") {
+					t.Fatalf("openssl s_client: %v\n%s", err, out)
+				}
+			} else {
+				t.Log("openssl not installed; curl and Go's client checked the handshake")
+			}
+			syscall.Kill(s.cmd.Process.Pid, syscall.SIGTERM)
+			<-s.done
 		})
 	}
 }

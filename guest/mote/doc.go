@@ -13,4 +13,9 @@
 // On hvt and spt the package also points net.DefaultResolver and
 // http.DefaultTransport at the in-guest stack, so code that uses them
 // directly (http.Get, net.LookupHost with the Go resolver) works too.
+//
+// A unikernel has no files, so what Go would read from the host's files
+// comes with the image: importing this package links the Mozilla CA roots
+// (golang.org/x/crypto/x509roots/fallback, used when the system has none,
+// as in a unikernel) and the time zone database (time/tzdata).
 package mote

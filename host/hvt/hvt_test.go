@@ -143,6 +143,7 @@ func TestGuestsMatchNative(t *testing.T) {
 		{name: "clockreads"},
 		{name: "argsenv", args: []string{"one", "two words"}, env: []string{"MOTE_TEST_A=alpha", "MOTE_TEST_B="}},
 		{name: "panic"},
+		{name: "tzdata"},
 	} {
 		t.Run(strings.Join(append([]string{c.name}, c.args...), "_"), func(t *testing.T) {
 			path := guest(t, c.name)
