@@ -16,6 +16,7 @@
 //
 // A unikernel has no files, so what Go would read from the host's files
 // comes with the image: importing this package links the Mozilla CA roots
-// (golang.org/x/crypto/x509roots/fallback, used when the system has none,
-// as in a unikernel) and the time zone database (time/tzdata).
+// (golang.org/x/crypto/x509roots/fallback/bundle, installed as crypto/x509's
+// fallback roots when the network starts) and the time zone database
+// (time/tzdata).
 package mote

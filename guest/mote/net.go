@@ -28,6 +28,7 @@ func guestStack() (*netstack.Stack, error) {
 			stackErr = errors.New("mote: this unikernel has no network interface (mote run --net)")
 			return
 		}
+		installRoots()
 		theStack, stackErr = netstack.New(m.Net, netstack.Options{})
 	})
 	return theStack, stackErr
