@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -217,4 +218,56 @@ func TestExampleTLSD(t *testing.T) {
 			<-s.done
 		})
 	}
+}
+
+// TestExampleHTTPDOverTAP runs httpd on hvt behind a TAP interface in a
+// network namespace the test creates, and fetches from inside it with curl.
+func TestExampleHTTPDOverTAP(t *testing.T) {
+	needKVM(t)
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED LOUDLY: needs root to create a network namespace and a TAP device")
+	}
+	ns := fmt.Sprintf("mote-cli-%d", os.Getpid())
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ip("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
+	ip("-n", ns, "addr", "add", "10.99.0.1/24", "dev", "tap0")
+	ip("-n", ns, "link", "set", "tap0", "up")
+	ip("-n", ns, "link", "set", "lo", "up")
+
+	s := startCmd(t, "ip", "netns", "exec", ns, moteBin, "run", "-t", "hvt", "--strict",
+		"--net", "tap:tap0,addr=10.99.0.2/24,gw=10.99.0.1", "./examples/httpd")
+	var out []byte
+	var err error
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			t.Fatalf("mote exited early:\n%s", s.stderr)
+		default:
+		}
+		out, err = exec.Command("ip", "netns", "exec", ns, "curl", "-sS", "--max-time", "5", "http://10.99.0.2:8080/api/info").CombinedOutput()
+		if err == nil {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err != nil || !strings.Contains(string(out), `"target":"hvt"`) {
+		t.Fatalf("curl over tap: %v\n%s\nmote stderr:\n%s", err, out, s.stderr)
+	}
+	// ICMP echo is answered by the guest's stack.
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Fatal("ping is missing: run scripts/install-deps")
+	}
+	if out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "2", "-W", "5", "10.99.0.2").CombinedOutput(); err != nil {
+		t.Errorf("ping: %v\n%s", err, out)
+	}
+	syscall.Kill(s.cmd.Process.Pid, syscall.SIGTERM)
+	<-s.done
 }

@@ -218,7 +218,13 @@ func (l *lockedBuffer) String() string {
 
 func start(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{cmd: exec.Command(moteBin, args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	return startCmd(t, moteBin, args...)
+}
+
+// startCmd starts any command (such as mote under ip netns exec).
+func startCmd(t *testing.T, name string, args ...string) *server {
+	t.Helper()
+	s := &server{cmd: exec.Command(name, args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	s.cmd.Dir = "../.."
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so cleanup can end all it started

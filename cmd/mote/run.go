@@ -29,10 +29,13 @@ flags:
   -m SIZE                guest memory, e.g. 64M, 1G (default 64M; hvt)
   --cpus N               CPUs the guest sees (default 1; hvt)
   --env KEY=VALUE        add to the program's environment (repeatable)
-  --net user|tap:IFNAME  add a network interface (repeatable; hvt). user needs
+  --net user|tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP]
+                         add a network interface (repeatable; hvt). user needs
                          no privileges: the guest is 10.0.2.15, the host is
-                         reachable as 10.0.2.2, DNS is 10.0.2.3. On unix the
-                         program uses the host's network.
+                         reachable as 10.0.2.2, DNS is 10.0.2.3. tap attaches
+                         to an existing TAP interface, with the guest's
+                         address given here. On unix the program uses the
+                         host's network.
   -p [IP:]HOSTPORT:PORT[/udp]
                          publish a guest port on the host (default IP
                          127.0.0.1; needs --net user; repeatable)
@@ -204,11 +207,15 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 			defer un.Close()
 			cfg.NICs = append(cfg.NICs, hvt.NIC{NIC: un.NIC(name), HostFD: un.GuestFD()})
 		case strings.HasPrefix(n, "tap:"):
-			fd, err := tap.Open(strings.TrimPrefix(n, "tap:"))
+			nic, ifname, err := parseTap(n, name, mac)
+			if err != nil {
+				return exitUsage, usageError{err.Error()}
+			}
+			fd, err := tap.Open(ifname)
 			if err != nil {
 				return exitError, err
 			}
-			cfg.NICs = append(cfg.NICs, hvt.NIC{NIC: abi.NIC{Name: name, MAC: mac, MTU: 1500}, HostFD: fd})
+			cfg.NICs = append(cfg.NICs, hvt.NIC{NIC: nic, HostFD: fd})
 		default:
 			return exitUsage, usagef("--net %q: want user or tap:IFNAME", n)
 		}
@@ -242,6 +249,31 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 		return ee.Status, nil
 	}
 	return status, err
+}
+
+// parseTap reads tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP][,mac=MAC].
+func parseTap(s, name, mac string) (abi.NIC, string, error) {
+	parts := strings.Split(strings.TrimPrefix(s, "tap:"), ",")
+	nic := abi.NIC{Name: name, MAC: mac, MTU: 1500}
+	if parts[0] == "" {
+		return nic, "", fmt.Errorf("--net %q: no interface name", s)
+	}
+	for _, p := range parts[1:] {
+		k, v, _ := strings.Cut(p, "=")
+		switch k {
+		case "addr":
+			nic.Addr = v
+		case "gw":
+			nic.Gateway = v
+		case "dns":
+			nic.DNS = append(nic.DNS, v)
+		case "mac":
+			nic.MAC = v
+		default:
+			return nic, "", fmt.Errorf("--net %q: unknown option %q (addr, gw, dns, mac)", s, k)
+		}
+	}
+	return nic, parts[0], nil
 }
 
 func parseBlock(s string) (name, path string, ro bool, err error) {
