@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"github.com/moteos/mote/bench/report"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,7 +105,7 @@ func main() {
 	w("`mote run` of `idle` (64 MiB guest), 1 s after it is ready; median of 5. RSS does not include KVM's own kernel memory (shadow page tables).\n\n")
 	w("| RSS | PSS |\n|---|---|\n| %.1f MiB | %.1f MiB |\n\n", rss, pss)
 
-	if err := splice(*doc, "hvt", b.String()); err != nil {
+	if err := report.Splice(*doc, "hvt", b.String()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -299,20 +300,4 @@ func bytesOf(a []int8) []byte {
 		b[i] = byte(c)
 	}
 	return b
-}
-
-// splice replaces the text between <!-- NAME:begin --> and <!-- NAME:end -->.
-func splice(path, name, body string) error {
-	old, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	begin, end := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
-	s := string(old)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s: markers %s … %s not found", path, begin, end)
-	}
-	s = s[:i+len(begin)] + "\n" + body + s[j:]
-	return os.WriteFile(path, []byte(s), 0o644)
 }

@@ -1,0 +1,210 @@
+// Command netbench measures examples/httpd under load with wrk — as a
+// native process, under mote's unix target, and as an hvt unikernel with
+// user and TAP networking — in one run, and writes the results into
+// docs/benchmarks.md between the net markers.
+//
+//	netbench -mote PATH -httpd NATIVE_BINARY -image HVT_IMAGE -doc docs/benchmarks.md
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"github.com/moteos/mote/bench/report"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var (
+	moteBin  = flag.String("mote", "", "the mote binary")
+	native   = flag.String("httpd", "", "examples/httpd built for the host")
+	image    = flag.String("image", "", "examples/httpd built for hvt")
+	doc      = flag.String("doc", "docs/benchmarks.md", "the page to update")
+	duration = flag.Duration("d", 10*time.Second, "wrk duration per run")
+)
+
+const path = "/style.css" // a small fixed page (101 bytes)
+
+type result struct {
+	name          string
+	rps           float64
+	p50, p99      string
+	requests      float64
+	cpuUS         float64 // host CPU per request
+	exitsPerReq   float64 // hvt only
+	framesPerExit float64
+	closeRPS      float64 // new connection per request
+	note          string
+}
+
+func main() {
+	flag.Parse()
+	var rs []result
+	rs = append(rs, run("native process", "127.0.0.1:18090", nil, exec.Command(*native, "-addr", "127.0.0.1:18090")))
+	rs = append(rs, run("mote -t unix", "127.0.0.1:18091", nil, exec.Command(*moteBin, "run", "-t", "unix", *native, "--", "-addr", "127.0.0.1:18091")))
+	rs = append(rs, run("mote -t hvt, --net user", "127.0.0.1:18092", nil,
+		exec.Command(*moteBin, "run", "--stats", "--net", "user", "-p", "127.0.0.1:18092:8080", *image)))
+	if os.Geteuid() == 0 {
+		rs = append(rs, runTap())
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s. `wrk -t2 -c32 -d%v --latency` on `%s` of examples/httpd (keep-alive), then the same with `Connection: close` (a new connection per request); wrk runs on the same 2 cores as the server. CPU is the server's host CPU (mote, the tender's threads and the guest's vCPUs) divided by the requests served.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), *duration, path)
+	fmt.Fprintf(&b, "| server | req/s | vs native | p50 | p99 | CPU µs/req | new-connection req/s | exits/req | frames/exit |\n|---|---|---|---|---|---|---|---|---|\n")
+	base := rs[0].rps
+	for _, r := range rs {
+		exits, frames := "—", "—"
+		if r.exitsPerReq > 0 {
+			exits, frames = fmt.Sprintf("%.1f", r.exitsPerReq), fmt.Sprintf("%.2f", r.framesPerExit)
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %.3f× | %s | %s | %.0f | %.0f | %s | %s |\n", r.name, r.rps, r.rps/base, r.p50, r.p99, r.cpuUS, r.closeRPS, exits, frames)
+	}
+	for _, r := range rs {
+		if r.note != "" {
+			fmt.Fprintf(&b, "\n%s: %s\n", r.name, r.note)
+		}
+	}
+	b.WriteString("\n")
+	if err := report.Splice(*doc, "net", b.String()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Print(b.String())
+}
+
+func run(name, addr string, wrkPrefix []string, cmd *exec.Cmd) result {
+	r := result{name: name}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		r.note = err.Error()
+		return r
+	}
+	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if !waitHTTP(addr, wrkPrefix) {
+		r.note = "server did not come up: " + tail(out.String())
+		return r
+	}
+	wrk(addr, wrkPrefix, "2s", nil) // warm up
+	ka := wrk(addr, wrkPrefix, duration.String(), nil)
+	cl := wrk(addr, wrkPrefix, "5s", []string{"-H", "Connection: close"})
+	r.rps, r.p50, r.p99, r.requests = ka.rps, ka.p50, ka.p99, ka.requests+cl.requests
+	r.closeRPS = cl.rps
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	if cmd.ProcessState != nil {
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		// The warm-up's requests are not counted; its CPU is (an overcount of
+		// at most 2 s of 12+5).
+		r.cpuUS = float64(cpu.Microseconds()) / r.requests
+	}
+	if m := regexp.MustCompile(`exits: (\d+) system calls, (\d+) exceptions`).FindStringSubmatch(out.String()); m != nil {
+		sc, _ := strconv.Atoi(m[1])
+		ex, _ := strconv.Atoi(m[2])
+		r.exitsPerReq = float64(sc+ex) / r.requests
+		reads := callCount(out.String(), "read")
+		writes := callCount(out.String(), "write")
+		if sc > 0 {
+			r.framesPerExit = float64(reads+writes) / float64(sc+ex)
+		}
+	}
+	return r
+}
+
+// runTap runs the unikernel behind a TAP device in a network namespace,
+// with wrk inside the namespace.
+func runTap() result {
+	ns := fmt.Sprintf("mote-bench-%d", os.Getpid())
+	sh := func(args ...string) error { return exec.Command("ip", args...).Run() }
+	exec.Command("ip", "netns", "del", ns).Run()
+	if err := sh("netns", "add", ns); err != nil {
+		return result{name: "mote -t hvt, --net tap", note: "cannot create a network namespace: " + err.Error()}
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	sh("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
+	sh("-n", ns, "addr", "add", "10.98.0.1/24", "dev", "tap0")
+	sh("-n", ns, "link", "set", "tap0", "up")
+	sh("-n", ns, "link", "set", "lo", "up")
+	cmd := exec.Command("ip", "netns", "exec", ns, *moteBin, "run", "--stats", "--net", "tap:tap0,addr=10.98.0.2/24,gw=10.98.0.1", *image)
+	return run("mote -t hvt, --net tap", "10.98.0.2:8080", []string{"ip", "netns", "exec", ns}, cmd)
+}
+
+func waitHTTP(addr string, prefix []string) bool {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if prefix == nil {
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				return true
+			}
+		} else if exec.Command(prefix[0], append(prefix[1:], "curl", "-s", "-o", "/dev/null", "--max-time", "2", "http://"+addr+path)...).Run() == nil {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+type wrkOut struct {
+	rps, requests float64
+	p50, p99      string
+}
+
+func wrk(addr string, prefix []string, d string, extra []string) wrkOut {
+	args := append([]string{"-t2", "-c32", "-d" + d, "--latency"}, extra...)
+	args = append(args, "http://"+addr+path)
+	var cmd *exec.Cmd
+	if prefix == nil {
+		cmd = exec.Command("wrk", args...)
+	} else {
+		cmd = exec.Command(prefix[0], append(append(prefix[1:], "wrk"), args...)...)
+	}
+	out, _ := cmd.CombinedOutput()
+	s := string(out)
+	var w wrkOut
+	if m := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`).FindStringSubmatch(s); m != nil {
+		w.rps, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := regexp.MustCompile(`(\d+) requests in`).FindStringSubmatch(s); m != nil {
+		w.requests, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := regexp.MustCompile(`(?m)^\s+50%\s+(\S+)`).FindStringSubmatch(s); m != nil {
+		w.p50 = m[1]
+	}
+	if m := regexp.MustCompile(`(?m)^\s+99%\s+(\S+)`).FindStringSubmatch(s); m != nil {
+		w.p99 = m[1]
+	}
+	return w
+}
+
+func callCount(stats, name string) int {
+	m := regexp.MustCompile(`(?m)^\s+` + name + `\s+\d+\s+(\d+)`).FindStringSubmatch(stats)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func tail(s string) string {
+	if len(s) > 400 {
+		return s[len(s)-400:]
+	}
+	return s
+}
