@@ -49,6 +49,12 @@ type NIC struct {
 	Addr    string   `json:"addr,omitempty"`
 	Gateway string   `json:"gateway,omitempty"`
 	DNS     []string `json:"dns,omitempty"`
+	// Ring, when set, is the guest address of the NIC's frame rings
+	// (ring.go); frames then cross there, FD is the eventfd that tells the
+	// guest the tender wrote, and KickFD the eventfd the guest writes to
+	// wake the tender.
+	Ring   uint64 `json:"ring,omitempty"`
+	KickFD int    `json:"kick_fd,omitempty"`
 }
 
 // Block is a block device: the descriptor FD (hvt, spt) or the host file
@@ -145,6 +151,17 @@ func (m *Manifest) Validate() error {
 		}
 		if err := checkFD(n.Name, n.FD); err != nil {
 			return err
+		}
+		if n.Ring != 0 {
+			if n.Ring%4096 != 0 || n.Ring >= 1<<47 {
+				return fmt.Errorf("abi: manifest: nic %q: bad ring address %#x", n.Name, n.Ring)
+			}
+			if err := checkFD(n.Name+" kick", n.KickFD); err != nil {
+				return err
+			}
+			if n.MTU+18 > RingMaxFrame {
+				return fmt.Errorf("abi: manifest: nic %q: MTU %d does not fit a ring slot", n.Name, n.MTU)
+			}
 		}
 		if hw, err := net.ParseMAC(n.MAC); err != nil || len(hw) != 6 {
 			return fmt.Errorf("abi: manifest: nic %q: bad MAC %q", n.Name, n.MAC)

@@ -33,11 +33,12 @@ type Options struct {
 
 // Stack is a running TCP/IP stack over one or more NICs.
 type Stack struct {
-	s    *stack.Stack
-	nics []*nic
-	dns  []netip.Addr
-	ctx  context.Context
-	stop context.CancelFunc
+	s     *stack.Stack
+	nics  []*nic
+	rings []*ringNIC
+	dns   []netip.Addr
+	ctx   context.Context
+	stop  context.CancelFunc
 }
 
 // New starts a stack on the NICs of a manifest. Each NIC's FD must be a
@@ -118,6 +119,15 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 			}
 		}
 		routes = append(routes, tcpip.Route{Destination: header6LinkLocal(), NIC: id})
+		if n.Ring != 0 {
+			r, err := newRingNIC(n, ch)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("netstack: nic %s: %v", n.Name, err)
+			}
+			st.rings = append(st.rings, r)
+			continue
+		}
 		// Non-blocking, so os.NewFile parks reads in the netpoller.
 		if err := syscall.SetNonblock(n.FD, true); err != nil {
 			cancel()
@@ -129,6 +139,9 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 	s.SetRouteTable(routes)
 	for _, l := range st.nics {
 		l.start(ctx)
+	}
+	for _, r := range st.rings {
+		r.start(ctx)
 	}
 	return st, nil
 }
@@ -168,6 +181,9 @@ func (st *Stack) Stats() []NICStats {
 	var out []NICStats
 	for _, n := range st.nics {
 		out = append(out, NICStats{n.name, n.rxFrames.Load(), n.txFrames.Load(), n.rxDropped.Load(), n.txDropped.Load()})
+	}
+	for _, r := range st.rings {
+		out = append(out, NICStats{r.name, r.rxFrames.Load(), r.txFrames.Load(), r.rxDropped.Load(), r.txDropped.Load()})
 	}
 	return out
 }

@@ -452,15 +452,33 @@ func (m *machine) installDevices() (*abi.Manifest, error) {
 	man := &abi.Manifest{Version: abi.Version, Target: abi.TargetHVT}
 	ft := m.fds
 	next := 3
-	for _, n := range m.cfg.NICs {
+	for i, n := range m.cfg.NICs {
 		d := n.NIC
-		d.FD = next
 		if err := unix.SetNonblock(n.HostFD, true); err != nil {
 			return nil, fmt.Errorf("hvt: nic %s: %w", d.Name, err)
 		}
-		ft.files[next] = &file{kind: fileNIC, host: n.HostFD, name: d.Name, maxFrame: d.MTU + 14 + 4, readable: true, writable: true}
+		if n.FrameFD {
+			d.FD = next
+			ft.files[next] = &file{kind: fileNIC, host: n.HostFD, name: d.Name, maxFrame: d.MTU + 14 + 4, readable: true, writable: true}
+			man.Net = append(man.Net, d)
+			next++
+			continue
+		}
+		dev, err := m.ringNIC(i, n.HostFD, d.Name)
+		if err != nil {
+			return nil, err
+		}
+		d.FD, d.KickFD, d.Ring = next, next+1, ringBase+uint64(i)*hugeSize
+		for j, h := range []int{dev.notify, dev.kick} {
+			g, err := unix.Dup(h) // the guest may close its copy; the device keeps its own
+			if err != nil {
+				return nil, fmt.Errorf("hvt: nic %s: %w", d.Name, err)
+			}
+			unix.CloseOnExec(g)
+			ft.files[next+j] = &file{kind: fileEventfd, host: g, name: d.Name, readable: true, writable: true}
+		}
 		man.Net = append(man.Net, d)
-		next++
+		next += 2
 	}
 	for _, b := range m.cfg.Blocks {
 		ss := b.SectorSize

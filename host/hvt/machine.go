@@ -70,6 +70,8 @@ type machine struct {
 	start    time.Time
 	timePA   uint64 // the vDSO data page
 	manifest string // MOTE_MANIFEST=… for the guest
+	devs     []*ringDev
+	stopFD   int    // eventfd written when the guest ends, for device threads
 	procPA   uint64 // the shim's process page
 	blocks   []bool // thread blocks in use, guarded by mu
 	patched  int    // system-call sites rewritten to call the shim
@@ -134,8 +136,13 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 		imgSize += alignUp(s.Memsz, pageSize) + pageSize
 	}
 	var err error
-	// The reserve holds page tables, kernel pages, the image and the vDSO.
-	if m.mem, err = newMemory(cfg.Memory, 16<<20+imgSize+cfg.Memory/32); err != nil {
+	// The reserve holds page tables, kernel pages, the image's .bss and a
+	// 2 MiB ring region per NIC.
+	reserve := 16<<20 + imgSize + cfg.Memory/32 + uint64(len(cfg.NICs))*hugeSize
+	if m.stopFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("hvt: eventfd: %w", err)
+	}
+	if m.mem, err = newMemory(cfg.Memory, reserve); err != nil {
 		return nil, err
 	}
 	if m.sys, err = kvm.Open(); err != nil {
@@ -196,6 +203,12 @@ func (m *machine) close() {
 	m.mu.Unlock()
 	if m.fds != nil {
 		m.fds.closeAll()
+	}
+	for _, d := range m.devs {
+		d.close()
+	}
+	if m.stopFD > 0 {
+		unix.Close(m.stopFD)
 	}
 	if m.vm != nil {
 		m.vm.Close()
@@ -461,6 +474,10 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	defer signal.Stop(sigs)
 
 	m.startThread(t)
+	for _, d := range m.devs {
+		m.wg.Add(1)
+		go d.run()
+	}
 	go m.prepareVCPUs(3)
 
 	go func() {
@@ -501,6 +518,8 @@ func (m *machine) exit(status int, fatal *ExitError) {
 		m.status = status
 		m.fatal = fatal
 		m.exiting.Store(true)
+		var one = [8]byte{1}
+		unix.Write(m.stopFD, one[:])
 		m.mu.Lock()
 		for _, t := range m.threads {
 			t.kick()

@@ -51,6 +51,7 @@ const (
 	stackSize = 8 << 20
 	vdsoBase  = 0x7ffff7ff0000
 	shimBase  = 0x200000       // below the Go text at 0x400000, in reach of rel32 calls
+	ringBase  = 0x40000000     // NIC frame rings, 2 MiB each
 	mmapTop   = 0x7ff000000000 // mmap(NULL) allocates downward from here
 	mmapFloor = 1 << 32        // and never below this
 	kernBase  = 0x7f8000000000 // supervisor-only pages; kvm-pvm refuses the upper half
@@ -58,11 +59,12 @@ const (
 
 // Area kinds: what a virtual area holds.
 const (
-	areaAnon  = iota // anonymous memory the guest mapped
-	areaImage        // the program's own segments
-	areaStack        // the main thread's stack
-	areaVDSO         // the vDSO and its data page
-	areaShim         // the system-call shim and its data
+	areaAnon   = iota // anonymous memory the guest mapped
+	areaImage         // the program's own segments
+	areaStack         // the main thread's stack
+	areaVDSO          // the vDSO and its data page
+	areaShim          // the system-call shim and its data
+	areaDevice        // device memory shared with the tender (NIC rings)
 )
 
 // Protections of an area (Linux PROT_ values).
@@ -255,6 +257,19 @@ func (m *memory) mapRange(va, pa uint64, n int, flags uint64) error {
 			va, pa, n = va+pageSize, pa+pageSize, n-1
 		}
 	}
+	return nil
+}
+
+// mapHuge maps the 2 MiB page at va to pa.
+func (m *memory) mapHuge(va, pa, flags uint64) error {
+	e, err := m.entry(va, 2, true)
+	if err != nil {
+		return err
+	}
+	if e == nil || atomic.LoadUint64(e)&ptePresent != 0 {
+		return fmt.Errorf("hvt: mapping %#x: already mapped", va)
+	}
+	atomic.StoreUint64(e, pa|flags|ptePS)
 	return nil
 }
 

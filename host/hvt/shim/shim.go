@@ -45,6 +45,8 @@ func Entry(nr uint64) (off uint64, ok bool) {
 		return off_rt_sigaction, true
 	case 14:
 		return off_rt_sigprocmask, true
+	case 35:
+		return off_nanosleep, true
 	case 39:
 		return off_getpid, true
 	case 131:
@@ -69,4 +71,9 @@ var Functions = []string{
 	"runtime.raiseproc",
 	"runtime.clone",
 	"runtime.sched_getaffinity",
+	"runtime.usleep",
 }
+
+// VDSOMult is the guest address of the vDSO data page's scale word, which
+// the shim's nanosleep reads (the tender maps the vDSO at a fixed address).
+const VDSOMult = 0x7ffff7ff1010

@@ -28,6 +28,9 @@
 
 #define KILLSTOP	0x40100		// bits of SIGKILL and SIGSTOP
 
+#define VDSO_MULT	0x7ffff7ff1010	// the vDSO data page's ns-per-tick (32.32), shim.go: VDSOMult
+#define SPIN_MAX_NS	100000		// shorter sleeps spin: cheaper than an exit
+
 	.text
 
 shim_start:
@@ -186,5 +189,39 @@ shim_sigaltstack:
 	ret
 9:	FALLBACK(131)
 
+
+// nanosleep(req, rem): a sleep shorter than an exit (the runtime's sysmon
+// sleeps 20 µs at a time when busy) spins on the TSC here instead. Longer
+// sleeps go to the tender.
+	.globl shim_nanosleep
+shim_nanosleep:
+	cmpq	$0, (%rdi)		// tv_sec
+	jne	9f
+	mov	8(%rdi), %rax		// tv_nsec
+	cmp	$SPIN_MAX_NS, %rax
+	ja	9f
+	movabs	$VDSO_MULT, %rcx
+	mov	(%rcx), %rcx
+	test	%rcx, %rcx
+	jz	9f
+	push	%rdx			// rdtsc and div clobber it; a system call may not
+	xor	%edx, %edx
+	shl	$32, %rax		// nsec < 2^17, so nsec<<32 fits
+	div	%rcx			// rax = ticks to wait
+	mov	%rax, %r11
+	rdtsc
+	shl	$32, %rdx
+	or	%rdx, %rax
+	add	%rax, %r11		// r11 = deadline
+1:	pause
+	rdtsc
+	shl	$32, %rdx
+	or	%rdx, %rax
+	cmp	%r11, %rax
+	jb	1b
+	pop	%rdx
+	xor	%eax, %eax
+	ret
+9:	FALLBACK(35)
 
 shim_end:

@@ -7,7 +7,7 @@ func TestLayout(t *testing.T) {
 	if len(Code) > ProcOffset {
 		t.Fatalf("code is %d bytes, more than its page", len(Code))
 	}
-	for _, nr := range []uint64{13, 14, 39, 131, 186, 204} {
+	for _, nr := range []uint64{13, 14, 35, 39, 131, 186, 204} {
 		off, ok := Entry(nr)
 		if !ok || off >= uint64(len(Code)) {
 			t.Errorf("entry for %d: %#x, %v", nr, off, ok)
