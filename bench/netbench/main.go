@@ -54,6 +54,7 @@ func main() {
 		rs = append(rs, runTap())
 	}
 
+	rss, pss := idleRSS()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s. `wrk -t2 -c32 -d%v --latency` on `%s` of examples/httpd (keep-alive), then the same with `Connection: close` (a new connection per request); wrk runs on the same 2 cores as the server. CPU is the server's host CPU (mote, the tender's threads and the guest's vCPUs) divided by the requests served.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), *duration, path)
@@ -66,6 +67,7 @@ func main() {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.3f× | %s | %s | %.0f | %.0f | %s | %s |\n", r.name, r.rps, r.rps/base, r.p50, r.p99, r.cpuUS, r.closeRPS, exits, frames)
 	}
+	fmt.Fprintf(&b, "\nIdle httpd unikernel (64 MiB guest, user networking), 1 s after serving one request: host RSS %.1f MiB, PSS %.1f MiB (the image's pages are the host's page cache, shared between instances).\n", rss, pss)
 	for _, r := range rs {
 		if r.note != "" {
 			fmt.Fprintf(&b, "\n%s: %s\n", r.name, r.note)
@@ -118,10 +120,14 @@ func run(name, addr string, wrkPrefix []string, cmd *exec.Cmd) result {
 		sc, _ := strconv.Atoi(m[1])
 		ex, _ := strconv.Atoi(m[2])
 		r.exitsPerReq = float64(sc+ex) / r.requests
-		reads := callCount(out.String(), "read")
-		writes := callCount(out.String(), "write")
-		if sc > 0 {
-			r.framesPerExit = float64(reads+writes) / float64(sc+ex)
+		frames := 0
+		for _, m := range regexp.MustCompile(`nic \S+: (\d+) frames to the guest, (\d+) from it`).FindAllStringSubmatch(out.String(), -1) {
+			rx, _ := strconv.Atoi(m[1])
+			tx, _ := strconv.Atoi(m[2])
+			frames += rx + tx
+		}
+		if sc+ex > 0 {
+			r.framesPerExit = float64(frames) / float64(sc+ex)
 		}
 	}
 	return r
@@ -193,18 +199,37 @@ func wrk(addr string, prefix []string, d string, extra []string) wrkOut {
 	return w
 }
 
-func callCount(stats, name string) int {
-	m := regexp.MustCompile(`(?m)^\s+` + name + `\s+\d+\s+(\d+)`).FindStringSubmatch(stats)
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
-}
-
 func tail(s string) string {
 	if len(s) > 400 {
 		return s[len(s)-400:]
 	}
 	return s
+}
+
+// idleRSS starts the unikernel, serves one request, waits a second and
+// reads the tender's RSS and PSS in MiB.
+func idleRSS() (float64, float64) {
+	cmd := exec.Command(*moteBin, "run", "--net", "user", "-p", "127.0.0.1:18093:8080", *image)
+	if err := cmd.Start(); err != nil {
+		return 0, 0
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	if !waitHTTP("127.0.0.1:18093", nil) {
+		return 0, 0
+	}
+	exec.Command("curl", "-s", "-o", "/dev/null", "http://127.0.0.1:18093/").Run()
+	time.Sleep(time.Second)
+	return kib(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid), "VmRSS:") / 1024,
+		kib(fmt.Sprintf("/proc/%d/smaps_rollup", cmd.Process.Pid), "Pss:") / 1024
+}
+
+func kib(path, key string) float64 {
+	b, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, key) {
+			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return v
+		}
+	}
+	return 0
 }

@@ -33,7 +33,8 @@ func httpdCases(t *testing.T) []httpdCase {
 	}, "unix"}}
 	if kvmOK() {
 		cases = append(cases, httpdCase{"hvt-user", func(p int) []string {
-			return []string{"run", "-t", "hvt", "--strict", "--net", "user", "-p", fmt.Sprintf("127.0.0.1:%d:8080", p), "./examples/httpd"}
+			// 32 MiB of guest memory: the networking goal says httpd serves in it.
+			return []string{"run", "-t", "hvt", "--strict", "-m", "32M", "--net", "user", "-p", fmt.Sprintf("127.0.0.1:%d:8080", p), "./examples/httpd"}
 		}, "hvt"})
 	} else {
 		t.Log("SKIPPED LOUDLY: hvt cases need /dev/kvm")

@@ -497,6 +497,10 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	m.wg.Wait()
 	if m.cfg.Stats != nil {
 		m.stats.write(m.cfg.Stats, time.Since(start))
+		for _, d := range m.devs {
+			fmt.Fprintf(m.cfg.Stats, "mote: stats: nic %s: %d frames to the guest, %d from it, %d dropped\n",
+				d.name, d.rxFrames.Load(), d.txFrames.Load(), d.dropped.Load())
+		}
 	}
 	if m.fatal != nil {
 		return m.fatal.Status, m.fatal
