@@ -28,14 +28,9 @@ func sysMmap(t *thread, a *sysArgs) int64 {
 	if flags&(unix.MAP_PRIVATE|unix.MAP_SHARED) != unix.MAP_PRIVATE || flags&^mapAllowed != 0 {
 		return -int64(unix.EINVAL)
 	}
-	if prot&^(protRead|protWrite|protExec) != 0 {
-		return -int64(unix.EINVAL)
-	}
-	if prot&protExec != 0 {
-		return -int64(unix.EACCES)
-	}
-	if prot&protWrite != 0 {
-		prot |= protRead // x86 cannot map write-only
+	prot, res := checkProt(prot)
+	if res != 0 {
+		return res
 	}
 	length = alignUp(length, pageSize)
 	m := t.m
@@ -77,6 +72,22 @@ func sysMmap(t *thread, a *sysArgs) int64 {
 	return int64(addr)
 }
 
+// checkProt accepts PROT_NONE, READ and WRITE, refusing PROT_EXEC (the
+// guest's code is its image: W^X) and making writable memory readable, as
+// x86 cannot map it write-only.
+func checkProt(prot int) (int, int64) {
+	if prot&^(protRead|protWrite|protExec) != 0 {
+		return 0, -int64(unix.EINVAL)
+	}
+	if prot&protExec != 0 {
+		return 0, -int64(unix.EACCES)
+	}
+	if prot&protWrite != 0 {
+		prot |= protRead
+	}
+	return prot, 0
+}
+
 // anonRange checks that [addr, addr+length) is page-aligned user memory
 // that holds no image, stack or vDSO.
 func anonRange(mem *memory, addr, length uint64) (uint64, bool) {
@@ -102,14 +113,9 @@ func sysMunmap(t *thread, a *sysArgs) int64 {
 
 func sysMprotect(t *thread, a *sysArgs) int64 {
 	addr, prot := a.a[0], int(a.a[2])
-	if prot&^(protRead|protWrite|protExec) != 0 {
-		return -int64(unix.EINVAL)
-	}
-	if prot&protExec != 0 {
-		return -int64(unix.EACCES)
-	}
-	if prot&protWrite != 0 {
-		prot |= protRead
+	prot, res := checkProt(prot)
+	if res != 0 {
+		return res
 	}
 	mem := t.m.mem
 	mem.mu.Lock()
