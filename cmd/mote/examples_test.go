@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -271,4 +273,60 @@ func TestExampleHTTPDOverTAP(t *testing.T) {
 	}
 	syscall.Kill(s.cmd.Process.Pid, syscall.SIGTERM)
 	<-s.done
+}
+
+// TestExampleStatic serves examples/static/site from a directory (unix),
+// from a directory packed on the fly and from a mote mkimage image (hvt).
+func TestExampleStatic(t *testing.T) {
+	img := filepath.Join(tmpDir, "site.img")
+	if got := mote(t, "mkimage", "-o", img, "./examples/static/site"); got.status != 0 {
+		t.Fatalf("mkimage: %+v", got)
+	}
+	want, err := os.ReadFile("../../examples/static/site/docs/data.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type staticCase struct {
+		name string
+		args func(port int) []string
+	}
+	cases := []staticCase{{"unix-dir", func(p int) []string {
+		return []string{"run", "-t", "unix", "--fs", "site=./examples/static/site", "./examples/static", "--", "-addr", fmt.Sprintf("127.0.0.1:%d", p)}
+	}}}
+	if kvmOK() {
+		for _, src := range []string{"./examples/static/site", img} {
+			src := src
+			cases = append(cases, staticCase{"hvt-" + filepath.Base(src), func(p int) []string {
+				return []string{"run", "-t", "hvt", "--strict", "--fs", "site=" + src, "--net", "user", "-p", fmt.Sprintf("127.0.0.1:%d:8080", p), "./examples/static"}
+			}})
+		}
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			port := freePort(t, "tcp")
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			s := start(t, c.args(port)...)
+			s.waitTCP(t, addr)
+			out, err := exec.Command("curl", "-sS", "--max-time", "20", "http://"+addr+"/docs/data.bin").Output()
+			if err != nil || !bytes.Equal(out, want) {
+				t.Fatalf("curl data.bin: %d bytes, %v (want %d identical bytes)", len(out), err, len(want))
+			}
+			resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://" + addr + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(body), "Static site") {
+				t.Fatalf("index: %q", body)
+			}
+			syscall.Kill(s.cmd.Process.Pid, syscall.SIGTERM)
+			<-s.done
+		})
+	}
+	// A file that is not an image is refused before the guest starts.
+	got := mote(t, "run", "-t", "hvt", "--fs", "site=/etc/hostname", "./examples/static")
+	if got.status == 0 || !strings.Contains(got.stderr, "sectors") {
+		t.Errorf("bad image: %+v", got)
+	}
 }

@@ -46,6 +46,7 @@ func init() {
 		{"build", "[-t unix|hvt|spt] [-o FILE] [PKG]", "build a unikernel image", buildHelp, runBuild},
 		{"run", "[-t TARGET] [flags] IMAGE|PKG [-- ARGS]", "run an image, or build and run a package", runHelp, runRun},
 		{"inspect", "IMAGE", "check an image and describe it", inspectHelp, runInspect},
+		{"mkimage", "-o FILE DIR", "pack a directory into a file-tree image", mkimageHelp, runMkimage},
 		{"version", "", "print mote's version", "", runVersion},
 		{"help", "[COMMAND]", "show help", "", runHelpCmd},
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/moteos/mote/host/hvt"
 	"github.com/moteos/mote/host/net/tap"
 	"github.com/moteos/mote/host/net/usernet"
+	"github.com/moteos/mote/host/tarimage"
 	"github.com/moteos/mote/host/unixproc"
 )
 
@@ -40,7 +41,9 @@ flags:
                          publish a guest port on the host (default IP
                          127.0.0.1; needs --net user; repeatable)
   --block NAME=FILE[,ro] a block device backed by FILE (repeatable)
-  --fs NAME=DIR          a read-only file tree (unix; repeatable)
+  --fs NAME=DIR|IMAGE    a read-only file tree: on unix a directory; on hvt a
+                         directory (packed on the fly) or an image made by
+                         mote mkimage (repeatable)
   --strict               stop the guest on a system call outside the ABI
   --stats                print exit counts and times when the guest ends
   --trace                print every exit as it happens
@@ -180,8 +183,24 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	if o.trace {
 		cfg.Trace = stderr
 	}
-	if len(o.trees) > 0 {
-		return exitUsage, usagef("--fs is for the unix target; on hvt a file tree is a tar image on a block device (not yet)")
+	for _, t := range o.trees {
+		name, src, ok := strings.Cut(t, "=")
+		if !ok || !abi.ValidName(name) || src == "" || len(name) > 29 {
+			return exitUsage, usagef("--fs %q: want NAME=DIR or NAME=IMAGE with a short lower-case name", t)
+		}
+		img, cleanup, err := treeImage(src)
+		if err != nil {
+			return exitError, fmt.Errorf("--fs %s: %w", t, err)
+		}
+		defer cleanup()
+		f, err := os.Open(img)
+		if err != nil {
+			return exitError, err
+		}
+		defer f.Close()
+		block := "fs-" + name
+		cfg.Blocks = append(cfg.Blocks, hvt.Block{Name: block, File: f, ReadOnly: true, SectorSize: tarimage.SectorSize})
+		cfg.Trees = append(cfg.Trees, abi.Tree{Name: name, Block: block})
 	}
 	var pubs []usernet.Publish
 	for _, p := range o.publish {
@@ -274,6 +293,28 @@ func parseTap(s, name, mac string) (abi.NIC, string, error) {
 		}
 	}
 	return nic, parts[0], nil
+}
+
+// treeImage returns a file-tree image for src: src itself if it is an
+// image (checked), or a temporary image packed from the directory src.
+func treeImage(src string) (string, func(), error) {
+	st, err := os.Stat(src)
+	if err != nil {
+		return "", nil, err
+	}
+	if !st.IsDir() {
+		return src, func() {}, tarimage.Check(src)
+	}
+	f, err := os.CreateTemp("", "mote-fs-*.img")
+	if err != nil {
+		return "", nil, err
+	}
+	f.Close()
+	if _, err := tarimage.PackFile(src, f.Name()); err != nil {
+		os.Remove(f.Name())
+		return "", nil, err
+	}
+	return f.Name(), func() { os.Remove(f.Name()) }, nil
 }
 
 func parseBlock(s string) (name, path string, ro bool, err error) {

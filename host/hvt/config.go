@@ -16,8 +16,9 @@ type Config struct {
 	CPUs   int      // CPUs reported by sched_getaffinity (0: 1)
 	Strict bool     // kill the guest on a system call outside the ABI
 
-	NICs   []NIC   // network interfaces, guest descriptors 3, 4, …
-	Blocks []Block // block devices, after the NICs
+	NICs   []NIC      // network interfaces, guest descriptors 3, 4, …
+	Blocks []Block    // block devices, after the NICs
+	Trees  []abi.Tree // read-only file trees: tar images on the named Blocks
 
 	Stdout, Stderr io.Writer // guest fds 1 and 2 (nil: discarded)
 	Stats          io.Writer // if set, per-syscall exit counts and times at exit

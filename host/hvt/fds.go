@@ -501,6 +501,7 @@ func (m *machine) installDevices() (*abi.Manifest, error) {
 		man.Block = append(man.Block, abi.Block{Name: b.Name, FD: next, SectorSize: ss, Sectors: st.Size() / int64(ss), ReadOnly: b.ReadOnly})
 		next++
 	}
+	man.FS = append(man.FS, m.cfg.Trees...)
 	if err := man.Validate(); err != nil {
 		return nil, err
 	}
