@@ -39,6 +39,9 @@ var (
 	ErrTooLarge = errors.New("kv: key or value too large")
 	ErrFull     = errors.New("kv: device full (even after compaction)")
 	ErrClosed   = errors.New("kv: store closed")
+	// ErrNotStore is returned for a device that is neither blank nor a
+	// store with a valid superblock.
+	ErrNotStore = errors.New("kv: the device holds no valid superblock and is not blank (corrupted, or not a kv store); refusing to format it")
 )
 
 // Store is an open store.
@@ -74,9 +77,18 @@ func Open(dev Device) (*Store, error) {
 		return nil, err
 	}
 	if !ok {
-		// A new device: commit generation 1 with region 0 active. Its
-		// region may hold anything; records of another generation are
-		// not ours.
+		// No valid superblock. Only a blank device is formatted: anything
+		// else may be a store whose superblocks were damaged, or another
+		// device altogether, and formatting it would lose its data.
+		blank, err := s.blankHeader()
+		if err != nil {
+			return nil, err
+		}
+		if !blank {
+			return nil, ErrNotStore
+		}
+		// Commit generation 1 with region 0 active. The region may hold
+		// anything; records of another generation are not ours.
 		s.gen, s.active = 1, 0
 		if err := s.writeSuper(); err != nil {
 			return nil, err
@@ -88,6 +100,20 @@ func Open(dev Device) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// blankHeader reports whether the superblock area is all zeros.
+func (s *Store) blankHeader() (bool, error) {
+	buf := make([]byte, headerSize)
+	if _, err := s.dev.ReadAt(buf, 0); err != nil {
+		return false, fmt.Errorf("kv: reading superblocks: %w", err)
+	}
+	for _, b := range buf {
+		if b != 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // superblock: magic u64, gen u64, active u32, crc u32 (over the first 20 bytes).

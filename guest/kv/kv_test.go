@@ -39,6 +39,19 @@ func TestBasics(t *testing.T) {
 	if err := s2.Put("", nil); err != ErrTooLarge {
 		t.Fatalf("empty key: %v", err)
 	}
+	// Damaged superblocks: refused, not formatted.
+	for i := 0; i < 64; i++ {
+		dev.durable[i] ^= 0xff
+		dev.durable[headerSize/2+i] ^= 0xff
+	}
+	if _, err := Open(dev); err != ErrNotStore {
+		t.Fatalf("damaged superblocks: %v", err)
+	}
+	junk := newCrashDevice(1<<20, 512, 3)
+	copy(junk.durable, []byte("this is not a kv store"))
+	if _, err := Open(junk); err != ErrNotStore {
+		t.Fatalf("foreign device: %v", err)
+	}
 }
 
 // TestCompactionUnderChurn overwrites a few keys far more often than the
