@@ -42,6 +42,9 @@ func httpdCases(t *testing.T) []httpdCase {
 	} else {
 		t.Log("SKIPPED LOUDLY: hvt cases need /dev/kvm")
 	}
+	cases = append(cases, httpdCase{"spt-user", func(p int) []string {
+		return []string{"run", "-t", "spt", "--strict", "-m", "32M", "--net", "user", "-p", fmt.Sprintf("127.0.0.1:%d:8080", p), "./examples/httpd"}
+	}, "spt"})
 	return cases
 }
 
@@ -116,6 +119,10 @@ func TestExampleDNSD(t *testing.T) {
 				"-p", fmt.Sprintf("127.0.0.1:%d:5353/udp", u), "-p", fmt.Sprintf("127.0.0.1:%d:5353", tc), "./examples/dnsd"}
 		}, false})
 	}
+	cases = append(cases, dnsCase{"spt-user", func(u, tc int) []string {
+		return []string{"run", "-t", "spt", "--strict", "--net", "user",
+			"-p", fmt.Sprintf("127.0.0.1:%d:5353/udp", u), "-p", fmt.Sprintf("127.0.0.1:%d:5353", tc), "./examples/dnsd"}
+	}, false})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			up := freePort(t, "udp")

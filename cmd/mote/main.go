@@ -15,6 +15,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/moteos/mote/host/spt"
 )
 
 // version is set at release time with -ldflags=-X main.version=…; a
@@ -53,6 +55,9 @@ func init() {
 }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == spt.Stage2Arg {
+		spt.Stage2() // mote re-executed as the spt target's stage 2
+	}
 	os.Exit(mainStatus(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -100,7 +105,7 @@ commands:
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.short)
 	}
 	fmt.Fprint(w, `
-targets: unix (a host process), hvt (a KVM unikernel), spt (seccomp; not yet)
+targets: unix (a host process), hvt (a KVM unikernel), spt (a seccomp-confined process)
 `)
 }
 

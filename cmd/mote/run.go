@@ -16,6 +16,7 @@ import (
 	"github.com/moteos/mote/host/hvt"
 	"github.com/moteos/mote/host/net/tap"
 	"github.com/moteos/mote/host/net/usernet"
+	"github.com/moteos/mote/host/spt"
 	"github.com/moteos/mote/host/tarimage"
 	"github.com/moteos/mote/host/unixproc"
 )
@@ -108,9 +109,6 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 			return exitUsage, usagef("--env %q: want KEY=VALUE", e)
 		}
 	}
-	if o.target == "spt" {
-		return exitError, errors.New("the spt target is not implemented yet; use -t hvt or -t unix")
-	}
 
 	image := what
 	if st, err := os.Stat(what); err != nil || !st.Mode().IsRegular() {
@@ -126,8 +124,11 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 			return exitError, err
 		}
 	}
-	if o.target == "unix" {
+	switch o.target {
+	case "unix":
 		return runUnix(o, image, guestArgs, stdout, stderr)
+	case "spt":
+		return runSPT(o, image, mem, guestArgs, stdout, stderr)
 	}
 	return runHVT(o, image, mem, guestArgs, stdout, stderr)
 }
@@ -358,4 +359,95 @@ func randomMAC() string {
 	rand.Read(b[:])
 	b[0] = b[0]&0xfe | 0x02
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
+}
+
+// runSPT runs the image as a seccomp-confined process: the same devices as
+// hvt, each NIC a frame descriptor the guest reads and writes directly.
+func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stderr io.Writer) (int, error) {
+	if o.stats || o.trace {
+		fmt.Fprintln(stderr, "mote: --stats and --trace are for hvt; spt guests make ordinary system calls")
+	}
+	cfg := spt.Config{Image: image, Args: args, Env: o.env, Memory: mem, Strict: o.strict, Stdout: stdout, Stderr: stderr}
+	var pubs []usernet.Publish
+	for _, p := range o.publish {
+		pb, err := usernet.ParsePublish(p)
+		if err != nil {
+			return exitUsage, usageError{err.Error()}
+		}
+		pubs = append(pubs, pb)
+	}
+	userNets := 0
+	for i, n := range o.nets {
+		name := fmt.Sprintf("net%d", i)
+		mac := randomMAC()
+		switch {
+		case n == "user":
+			if userNets++; userNets > 1 {
+				return exitUsage, usagef("--net user: one user network per guest")
+			}
+			un, err := usernet.New(mac, pubs)
+			if err != nil {
+				return exitError, err
+			}
+			defer un.Close()
+			cfg.NICs = append(cfg.NICs, spt.NIC{NIC: un.NIC(name), HostFD: un.GuestFD()})
+		case strings.HasPrefix(n, "tap:"):
+			nic, ifname, err := parseTap(n, name, mac)
+			if err != nil {
+				return exitUsage, usageError{err.Error()}
+			}
+			fd, err := tap.Open(ifname)
+			if err != nil {
+				return exitError, err
+			}
+			cfg.NICs = append(cfg.NICs, spt.NIC{NIC: nic, HostFD: fd})
+		default:
+			return exitUsage, usagef("--net %q: want user or tap:IFNAME", n)
+		}
+	}
+	if len(pubs) > 0 && userNets == 0 {
+		return exitUsage, usagef("-p needs --net user")
+	}
+	for _, b := range o.blocks {
+		name, path, ro, err := parseBlock(b)
+		if err != nil {
+			return exitUsage, usageError{err.Error()}
+		}
+		flag := os.O_RDWR
+		if ro {
+			flag = os.O_RDONLY
+		}
+		f, err := os.OpenFile(path, flag, 0)
+		if err != nil {
+			return exitError, fmt.Errorf("--block %s: %w", b, err)
+		}
+		defer f.Close()
+		cfg.Blocks = append(cfg.Blocks, spt.Block{Name: name, File: f, ReadOnly: ro})
+	}
+	for _, t := range o.trees {
+		name, src, ok := strings.Cut(t, "=")
+		if !ok || !abi.ValidName(name) || src == "" || len(name) > 29 {
+			return exitUsage, usagef("--fs %q: want NAME=DIR or NAME=IMAGE with a short lower-case name", t)
+		}
+		img, cleanup, err := treeImage(src)
+		if err != nil {
+			return exitError, fmt.Errorf("--fs %s: %w", t, err)
+		}
+		defer cleanup()
+		f, err := os.Open(img)
+		if err != nil {
+			return exitError, err
+		}
+		defer f.Close()
+		block := "fs-" + name
+		cfg.Blocks = append(cfg.Blocks, spt.Block{Name: block, File: f, ReadOnly: true, SectorSize: tarimage.SectorSize})
+		cfg.Trees = append(cfg.Trees, abi.Tree{Name: name, Block: block})
+	}
+	status, err := spt.Run(context.Background(), cfg)
+	var ee *spt.ExitError
+	if errors.As(err, &ee) {
+		fmt.Fprintln(stderr, ee.Report)
+		return ee.Status, nil
+	}
+	return status, err
 }

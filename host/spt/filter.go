@@ -1,0 +1,238 @@
+package spt
+
+import (
+	"fmt"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Policy is what the filter allows beyond the fixed list: the devices, by
+// descriptor, and the descriptors stage 2 itself needs until its exec.
+type Policy struct {
+	Pid        int       // the guest's pid (kill and tgkill may aim only at it)
+	NICs       []int     // frame descriptors: read and write
+	Blocks     []BlockFD // pread64 and pwrite64, within bounds
+	ImageFD    int       // execveat(ImageFD, "", …, AT_EMPTY_PATH) only
+	NotifySock int       // sendmsg of the listener to mote, before the exec
+}
+
+// BlockFD is a block device's descriptor and geometry.
+type BlockFD struct {
+	FD       int
+	Size     uint64
+	Sector   uint64
+	ReadOnly bool
+}
+
+const (
+	auditArchX8664 = 0xc000003e
+	offNr          = 0
+	offArch        = 4
+)
+
+func argLo(i int) uint32 { return uint32(16 + 8*i) }
+func argHi(i int) uint32 { return uint32(16 + 8*i + 4) }
+
+// The answers a rule can give.
+var (
+	retAllow  = bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW}
+	retNotify = bpf.RetConstant{Val: unix.SECCOMP_RET_USER_NOTIF}
+	retKill   = bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS}
+	retENOENT = bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOENT)}
+	retEINVAL = bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EINVAL)}
+)
+
+// Allowed lists the system calls allowed whatever their arguments, with
+// the reason for each. The calls with conditions are in Build.
+var Allowed = map[uint32]string{
+	unix.SYS_CLOSE:             "descriptors the guest made or was given",
+	unix.SYS_MUNMAP:            "its own memory",
+	unix.SYS_MADVISE:           "returning memory to the host",
+	unix.SYS_RT_SIGACTION:      "the runtime's signal handlers",
+	unix.SYS_RT_SIGPROCMASK:    "signal masks",
+	unix.SYS_RT_SIGRETURN:      "returning from a handler",
+	unix.SYS_SIGALTSTACK:       "signal stacks",
+	unix.SYS_EXIT:              "ending a thread",
+	unix.SYS_EXIT_GROUP:        "ending the guest",
+	unix.SYS_GETTID:            "thread ids",
+	unix.SYS_GETPID:            "the process id",
+	unix.SYS_SCHED_YIELD:       "spinning locks",
+	unix.SYS_SCHED_GETAFFINITY: "how many CPUs",
+	unix.SYS_FUTEX:             "waiting and waking",
+	unix.SYS_NANOSLEEP:         "sleeping",
+	unix.SYS_CLOCK_GETTIME:     "time (the vDSO covers most reads)",
+	unix.SYS_GETRANDOM:         "entropy",
+	unix.SYS_EPOLL_CREATE1:     "the netpoller",
+	unix.SYS_EPOLL_CTL:         "the netpoller",
+	unix.SYS_EPOLL_PWAIT:       "the netpoller and timers",
+	unix.SYS_EVENTFD2:          "the netpoller's wake-ups",
+	unix.SYS_PIPE2:             "os.Pipe",
+	unix.SYS_FCNTL:             "descriptor flags",
+	unix.SYS_UNAME:             "kernel version checks",
+	unix.SYS_PRLIMIT64:         "the runtime reads (and may raise) RLIMIT_NOFILE",
+	unix.SYS_FDATASYNC:         "durable block writes",
+	unix.SYS_FSYNC:             "durable block writes",
+}
+
+// Build assembles the filter for a policy.
+func Build(p Policy) ([]unix.SockFilter, error) {
+	var prog []bpf.Instruction
+	emit := func(in ...bpf.Instruction) { prog = append(prog, in...) }
+	// Blocks are built separately and appended; each starts with a label.
+	type block struct {
+		nr   uint32
+		body []bpf.Instruction
+	}
+	var blocks []block
+	rule := func(nr uint32, body ...bpf.Instruction) { blocks = append(blocks, block{nr, body}) }
+
+	// read and write: anything but a block device (those take pread64
+	// and pwrite64, which are bounds-checked).
+	rw := []bpf.Instruction{bpf.LoadAbsolute{Off: argLo(0), Size: 4}}
+	for _, b := range p.Blocks {
+		rw = append(rw, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(b.FD), SkipFalse: 1}, retNotify)
+	}
+	rw = append(rw, retAllow)
+	rule(unix.SYS_READ, rw...)
+	rule(unix.SYS_WRITE, rw...)
+
+	// pread64 / pwrite64: a block device, whole sectors, inside it (the
+	// offset below the size, the count at most 1 MiB; RLIMIT_FSIZE keeps
+	// the last request from growing the file).
+	for _, write := range []bool{false, true} {
+		var body []bpf.Instruction
+		for _, b := range p.Blocks {
+			if write && b.ReadOnly {
+				continue
+			}
+			last := b.Size - 1
+			check := []bpf.Instruction{
+				bpf.LoadAbsolute{Off: argHi(2), Size: 4}, // count < 4 GiB
+				bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 11},
+				bpf.LoadAbsolute{Off: argLo(2), Size: 4},
+				bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 1 << 20, SkipTrue: 9},
+				bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: 8},
+				bpf.LoadAbsolute{Off: argLo(3), Size: 4}, // offset aligned
+				bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: 6},
+				bpf.LoadAbsolute{Off: argHi(3), Size: 4}, // offset <= size-1, as 64 bits
+				bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(last >> 32), SkipTrue: 4},
+				bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(last >> 32), SkipFalse: 2},
+				bpf.LoadAbsolute{Off: argLo(3), Size: 4},
+				bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(last), SkipTrue: 1},
+				retAllow,
+				retNotify,
+			}
+			body = append(body, bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+				bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(b.FD), SkipFalse: uint8(len(check))})
+			body = append(body, check...)
+		}
+		body = append(body, retNotify)
+		if write {
+			rule(unix.SYS_PWRITE64, body...)
+		} else {
+			rule(unix.SYS_PREAD64, body...)
+		}
+	}
+
+	// mmap and mprotect: never executable; mmap only anonymous (mapping a
+	// block device would bypass its bounds).
+	rule(unix.SYS_MMAP,
+		bpf.LoadAbsolute{Off: argLo(2), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.PROT_EXEC, SkipTrue: 3},
+		bpf.LoadAbsolute{Off: argLo(3), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.MAP_ANONYMOUS, SkipFalse: 1},
+		retAllow, retNotify)
+	rule(unix.SYS_MPROTECT,
+		bpf.LoadAbsolute{Off: argLo(2), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.PROT_EXEC, SkipTrue: 1},
+		retAllow, retNotify)
+
+	// clone: exactly the Go runtime's thread flags.
+	const goClone = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
+		unix.CLONE_THREAD | unix.CLONE_SYSVSEM
+	rule(unix.SYS_CLONE,
+		bpf.LoadAbsolute{Off: argHi(0), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 3},
+		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: goClone | unix.CLONE_SETTLS, SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: goClone, SkipTrue: 1},
+		retNotify, retAllow)
+
+	// arch_prctl: setting and reading FS only.
+	rule(unix.SYS_ARCH_PRCTL,
+		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x1002, SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x1003, SkipTrue: 1},
+		retNotify, retAllow)
+
+	// Signals only to itself.
+	rule(unix.SYS_TGKILL,
+		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p.Pid), SkipTrue: 1},
+		retNotify, retAllow)
+	rule(unix.SYS_KILL,
+		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p.Pid), SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 1},
+		retNotify, retAllow)
+
+	// No file system: lookups answer ENOENT, as on hvt.
+	for _, nr := range []uint32{unix.SYS_OPENAT, unix.SYS_READLINKAT, unix.SYS_NEWFSTATAT, unix.SYS_FACCESSAT, unix.SYS_FACCESSAT2} {
+		rule(nr, retENOENT)
+	}
+	rule(unix.SYS_PRCTL, retEINVAL)
+
+	// Stage 2's own last steps: hand the listener to mote, then exec the
+	// image from its pinned descriptor. Both descriptors are close-on-exec,
+	// so neither call can succeed in the guest.
+	rule(unix.SYS_SENDMSG,
+		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p.NotifySock), SkipTrue: 1},
+		retNotify, retAllow)
+	rule(unix.SYS_EXECVEAT,
+		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p.ImageFD), SkipFalse: 3},
+		bpf.LoadAbsolute{Off: argLo(4), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AT_EMPTY_PATH, SkipFalse: 1},
+		retAllow, retNotify)
+
+	for nr := range Allowed {
+		rule(nr, retAllow)
+	}
+
+	// Header: right architecture, no x32 calls; then the dispatch on the
+	// call number, one comparison per rule, then the default.
+	emit(
+		bpf.LoadAbsolute{Off: offArch, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: auditArchX8664, SkipTrue: 1},
+		retKill,
+		bpf.LoadAbsolute{Off: offNr, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: 0x40000000, SkipFalse: 1},
+		retKill,
+	)
+	// Dispatch: rules are laid out after the table; jumps skip forward.
+	dispatch := len(blocks) + 1 // compares, then the default return
+	offset := 0
+	for i, b := range blocks {
+		skip := dispatch - i - 1 + offset
+		if skip > 255 {
+			return nil, fmt.Errorf("spt: filter too large for short jumps (%d)", skip)
+		}
+		emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: b.nr, SkipTrue: uint8(skip)})
+		offset += len(b.body)
+	}
+	emit(retNotify)
+	for _, b := range blocks {
+		emit(b.body...)
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("spt: assembling the filter: %w", err)
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return out, nil
+}

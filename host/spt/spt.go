@@ -1,0 +1,323 @@
+package spt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/abi"
+	"github.com/moteos/mote/host/image"
+)
+
+// Exit statuses, as the hvt tender's.
+const (
+	ExitTender     = 125
+	ExitBadSyscall = 159
+)
+
+// Config describes one run.
+type Config struct {
+	Image  string
+	Args   []string
+	Env    []string
+	Memory uint64 // sets GOMEMLIMIT (¾ of it) unless Env does; not a hard cap
+	Strict bool   // kill on a call outside the ABI (else ENOSYS, reported)
+
+	NICs   []NIC
+	Blocks []Block
+	Trees  []abi.Tree
+
+	Stdout, Stderr io.Writer
+}
+
+// NIC is a network interface: HostFD carries whole frames and becomes the
+// guest's descriptor as it is.
+type NIC struct {
+	abi.NIC
+	HostFD int
+}
+
+// Block is a block device.
+type Block struct {
+	Name       string
+	File       *os.File
+	ReadOnly   bool
+	SectorSize int
+}
+
+// ExitError is a run mote ended, with its status and report.
+type ExitError struct {
+	Status int
+	Report string
+}
+
+func (e *ExitError) Error() string { return e.Report }
+
+// ExitCode is the status mote run exits with.
+func (e *ExitError) ExitCode() int { return e.Status }
+
+// Run starts the image confined and returns its exit status.
+func Run(ctx context.Context, cfg Config) (int, error) {
+	img, err := image.Open(cfg.Image)
+	if err != nil {
+		return ExitTender, &ExitError{ExitTender, err.Error()}
+	}
+	defer img.Close()
+
+	man := &abi.Manifest{Version: abi.Version, Target: abi.TargetSPT}
+	var extra []*os.File // fdDevice, fdDevice+1, …
+	fd := 3
+	for _, n := range cfg.NICs {
+		d := n.NIC
+		d.FD, d.Ring, d.KickFD = fd, 0, 0
+		man.Net = append(man.Net, d)
+		extra = append(extra, os.NewFile(uintptr(n.HostFD), d.Name))
+		fd++
+	}
+	var blocks []BlockFD
+	var fsize uint64
+	for _, b := range cfg.Blocks {
+		ss := b.SectorSize
+		if ss == 0 {
+			ss = 512
+		}
+		st, err := b.File.Stat()
+		if err != nil {
+			return ExitTender, &ExitError{ExitTender, err.Error()}
+		}
+		if st.Size()%int64(ss) != 0 || st.Size() == 0 {
+			return ExitTender, &ExitError{ExitTender, fmt.Sprintf("spt: block %s: %d bytes is not a whole number of %d-byte sectors", b.Name, st.Size(), ss)}
+		}
+		man.Block = append(man.Block, abi.Block{Name: b.Name, FD: fd, SectorSize: ss, Sectors: st.Size() / int64(ss), ReadOnly: b.ReadOnly})
+		blocks = append(blocks, BlockFD{FD: fd, Size: uint64(st.Size()), Sector: uint64(ss), ReadOnly: b.ReadOnly})
+		if !b.ReadOnly {
+			fsize = max(fsize, uint64(st.Size()))
+		}
+		extra = append(extra, b.File)
+		fd++
+	}
+	man.FS = cfg.Trees
+	js, err := man.Encode()
+	if err != nil {
+		return ExitTender, &ExitError{ExitTender, err.Error()}
+	}
+	env := append([]string(nil), cfg.Env...)
+	env = append(env, abi.EnvManifest+"="+string(js))
+	if cfg.Memory > 0 && !hasKey(env, "GOMEMLIMIT") {
+		env = append(env, "GOMEMLIMIT="+strconv.FormatUint(cfg.Memory*3/4, 10))
+	}
+	p := plan{Argv: append([]string{filepath.Base(cfg.Image)}, cfg.Args...), Env: env, Devices: len(extra), Blocks: blocks, FSize: fsize}
+
+	planR, planW, err := os.Pipe()
+	if err != nil {
+		return ExitTender, err
+	}
+	defer planR.Close()
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		planW.Close()
+		return ExitTender, err
+	}
+	mine, theirs := os.NewFile(uintptr(sp[0]), "notify"), os.NewFile(uintptr(sp[1]), "notify")
+	defer mine.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		return ExitTender, err
+	}
+	cmd := exec.Command(self, Stage2Arg)
+	cmd.Env = []string{} // the guest's environment is the plan's, nothing inherited
+	cmd.Stdout, cmd.Stderr = orDiscard(cfg.Stdout), orDiscard(cfg.Stderr)
+	cmd.ExtraFiles = append([]*os.File{planR, theirs, img.File()}, extra...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		planW.Close()
+		theirs.Close()
+		return ExitTender, &ExitError{ExitTender, fmt.Sprintf("spt: starting stage 2: %v", err)}
+	}
+	theirs.Close()
+	json.NewEncoder(planW).Encode(p)
+	planW.Close()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	var sup supervisor
+	go sup.watch(mine, cmd.Process, cfg.Strict, done)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				cmd.Process.Signal(s)
+			case <-ctx.Done():
+				cmd.Process.Kill()
+			case <-done:
+				return
+			}
+		}
+	}()
+	werr := cmd.Wait()
+	close(done)
+	sup.wait()
+
+	if bad := sup.fatal(); bad != "" {
+		return ExitBadSyscall, &ExitError{ExitBadSyscall, "mote: " + bad}
+	}
+	if n := sup.outside(); n != "" {
+		fmt.Fprintf(orDiscard(cfg.Stderr), "mote: the guest made system calls outside the Mote ABI (answered ENOSYS): %s\n", n)
+	}
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			if ws.Signal() == syscall.SIGSYS {
+				return ExitBadSyscall, &ExitError{ExitBadSyscall, "mote: the guest was killed by the seccomp filter (SIGSYS)"}
+			}
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	if werr != nil {
+		return ExitTender, werr
+	}
+	return 0, nil
+}
+
+func hasKey(env []string, k string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, k+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// supervisor answers the filter's notifications: calls outside the ABI.
+type supervisor struct {
+	mu      sync.Mutex
+	wg      sync.WaitGroup
+	bad     string
+	counts  map[string]int
+	started bool
+}
+
+// seccompNotif and seccompNotifResp are struct seccomp_notif and
+// seccomp_notif_resp.
+type seccompNotif struct {
+	ID    uint64
+	Pid   uint32
+	Flags uint32
+	Nr    int32
+	Arch  uint32
+	IP    uint64
+	Args  [6]uint64
+}
+
+type seccompNotifResp struct {
+	ID    uint64
+	Val   int64
+	Error int32
+	Flags uint32
+}
+
+const (
+	ioctlNotifRecv = 0xc0502100
+	ioctlNotifSend = 0xc0182101
+)
+
+func (s *supervisor) watch(sock *os.File, proc *os.Process, strict bool, done <-chan struct{}) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	// The listener arrives from stage 2 over the socket.
+	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(4))
+	sock.SetReadDeadline(time.Now().Add(time.Minute))
+	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, 0)
+	if err != nil {
+		return
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) == 0 {
+		return
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) == 0 {
+		return
+	}
+	listener := fds[0]
+	defer unix.Close(listener)
+	for {
+		pfd := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}}
+		n, _ := unix.Poll(pfd, 100)
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if n <= 0 || pfd[0].Revents&unix.POLLIN == 0 {
+			if pfd[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+				return
+			}
+			continue
+		}
+		var req seccompNotif
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), ioctlNotifRecv, uintptr(unsafe.Pointer(&req))); e != 0 {
+			continue
+		}
+		name := sysName(req.Nr)
+		desc := fmt.Sprintf("%s (nr %d, args %#x %#x %#x)", name, req.Nr, req.Args[0], req.Args[1], req.Args[2])
+		s.mu.Lock()
+		if s.counts == nil {
+			s.counts = map[string]int{}
+		}
+		s.counts[fmt.Sprintf("%s (nr %d)", name, req.Nr)]++
+		if strict && s.bad == "" {
+			s.bad = "guest made system call " + desc + " outside the Mote ABI (--strict; killed by the seccomp filter's supervisor)"
+		}
+		s.mu.Unlock()
+		if strict {
+			proc.Kill()
+			continue
+		}
+		resp := seccompNotifResp{ID: req.ID, Error: -int32(unix.ENOSYS)}
+		unix.Syscall(unix.SYS_IOCTL, uintptr(listener), ioctlNotifSend, uintptr(unsafe.Pointer(&resp)))
+	}
+}
+
+func (s *supervisor) wait() { s.wg.Wait() }
+
+func (s *supervisor) fatal() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bad
+}
+
+func (s *supervisor) outside() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for k, n := range s.counts {
+		out = append(out, fmt.Sprintf("%s ×%d", k, n))
+	}
+	return strings.Join(out, ", ")
+}

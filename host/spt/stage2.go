@@ -1,0 +1,132 @@
+package spt
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stage2Arg is the hidden argument with which mote starts itself as stage
+// 2 (see the package comment). Stage 2 reads its plan from descriptor 3.
+const Stage2Arg = "__spt-stage2"
+
+// Descriptors stage 2 is started with.
+const (
+	fdPlan   = 3
+	fdSock   = 4
+	fdImage  = 5
+	fdDevice = 6 // and up: the devices, in manifest order
+)
+
+// plan is what mote tells stage 2.
+type plan struct {
+	Argv, Env []string
+	Devices   int
+	Blocks    []BlockFD // FD is the manifest's number
+	FSize     uint64    // RLIMIT_FSIZE: the largest writable block device, or 0
+}
+
+// Stage2 confines this process and replaces it with the image. It returns
+// only by exiting.
+func Stage2() {
+	runtime.LockOSThread()
+	if err := stage2(); err != nil {
+		fmt.Fprintf(os.Stderr, "mote: spt: %v\n", err)
+		os.Exit(125)
+	}
+}
+
+func stage2() error {
+	var p plan
+	if err := json.NewDecoder(os.NewFile(fdPlan, "plan")).Decode(&p); err != nil {
+		return fmt.Errorf("reading the plan: %w", err)
+	}
+	unix.Close(fdPlan)
+	// Park the socket and the image above the devices' final numbers,
+	// close-on-exec, then move the devices down to 3, 4, …
+	high := 3 + p.Devices + 8
+	sock, err := unix.FcntlInt(fdSock, unix.F_DUPFD_CLOEXEC, high)
+	if err != nil {
+		return err
+	}
+	img, err := unix.FcntlInt(fdImage, unix.F_DUPFD_CLOEXEC, high)
+	if err != nil {
+		return err
+	}
+	unix.Close(fdSock)
+	unix.Close(fdImage)
+	for i := 0; i < p.Devices; i++ {
+		if err := unix.Dup2(fdDevice+i, 3+i); err != nil {
+			return err
+		}
+	}
+	for fd := 3 + p.Devices; fd < fdDevice+p.Devices; fd++ {
+		if fd != sock && fd != img {
+			unix.Close(fd)
+		}
+	}
+	if p.FSize > 0 {
+		lim := unix.Rlimit{Cur: p.FSize, Max: p.FSize}
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+			return fmt.Errorf("RLIMIT_FSIZE: %w", err)
+		}
+	}
+	var nics []int
+	isBlock := map[int]bool{}
+	for _, b := range p.Blocks {
+		isBlock[b.FD] = true
+	}
+	for fd := 3; fd < 3+p.Devices; fd++ {
+		if !isBlock[fd] {
+			nics = append(nics, fd)
+		}
+	}
+	filter, err := Build(Policy{Pid: os.Getpid(), NICs: nics, Blocks: p.Blocks, ImageFD: img, NotifySock: sock})
+	if err != nil {
+		return err
+	}
+	argv, err := cstrings(p.Argv)
+	if err != nil {
+		return err
+	}
+	envv, err := cstrings(p.Env)
+	if err != nil {
+		return err
+	}
+	empty, _ := unix.BytePtrFromString("")
+
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	// From here on this thread is confined: only the filter's calls.
+	lfd, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
+		unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&prog)))
+	if e != 0 {
+		return fmt.Errorf("installing the seccomp filter: %w", e)
+	}
+	if err := unix.Sendmsg(sock, []byte{1}, unix.UnixRights(int(lfd)), nil, 0); err != nil {
+		return fmt.Errorf("handing over the listener: %w", err)
+	}
+	unix.Close(int(lfd))
+	_, _, e = unix.RawSyscall6(unix.SYS_EXECVEAT, uintptr(img), uintptr(unsafe.Pointer(empty)),
+		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), unix.AT_EMPTY_PATH, 0)
+	return fmt.Errorf("execveat of the image: %w", e)
+}
+
+// cstrings makes a NULL-terminated array of C strings.
+func cstrings(ss []string) ([]*byte, error) {
+	out := make([]*byte, 0, len(ss)+1)
+	for _, s := range ss {
+		b, err := unix.BytePtrFromString(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return append(out, nil), nil
+}
