@@ -11,6 +11,7 @@ import (
 
 	"github.com/moteos/mote/host/hvt/kvm"
 	"github.com/moteos/mote/host/hvt/shim"
+	"github.com/moteos/mote/host/sysnames"
 )
 
 // The Mote ABI: the system calls a guest may make, and how each is served.
@@ -144,10 +145,7 @@ func sysName(nr uint64) string {
 	if e, ok := sysTable[nr]; ok {
 		return e.name
 	}
-	if n, ok := linuxSyscallNames[nr]; ok {
-		return n
-	}
-	return fmt.Sprintf("syscall %d", nr)
+	return sysnames.Name(nr)
 }
 
 // noFile answers a path lookup: the guest has no file system, so no path

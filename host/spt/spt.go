@@ -21,6 +21,7 @@ import (
 
 	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/host/image"
+	"github.com/moteos/mote/host/sysnames"
 )
 
 // Exit statuses, as the hvt tender's.
@@ -284,7 +285,7 @@ func (s *supervisor) watch(sock *os.File, proc *os.Process, strict bool, done <-
 		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), ioctlNotifRecv, uintptr(unsafe.Pointer(&req))); e != 0 {
 			continue
 		}
-		name := sysName(req.Nr)
+		name := sysnames.Name(uint64(req.Nr))
 		desc := fmt.Sprintf("%s (nr %d, args %#x %#x %#x)", name, req.Nr, req.Args[0], req.Args[1], req.Args[2])
 		s.mu.Lock()
 		if s.counts == nil {
