@@ -52,8 +52,10 @@ func main() {
 	for _, prog := range []string{"plainhello", "hello"} {
 		native := timeRuns(*n, func() error { return exec.Command(g(prog)).Run() })
 		hvt := timeRuns(*n, func() error { return exec.Command(*moteBin, "run", g(prog)).Run() })
+		spt := timeRuns(*n, func() error { return exec.Command(*moteBin, "run", "-t", "spt", g(prog)).Run() })
 		w("| %s | native process | %s | %s | %s | 1.0× |\n", prog, ms(native.med), ms(native.min), ms(native.max))
 		w("| %s | `mote run` (hvt) | %s | %s | %s | %.1f× |\n", prog, ms(hvt.med), ms(hvt.min), ms(hvt.max), hvt.med.Seconds()/native.med.Seconds())
+		w("| %s | `mote run -t spt` | %s | %s | %s | %.1f× |\n", prog, ms(spt.med), ms(spt.min), ms(spt.max), spt.med.Seconds()/native.med.Seconds())
 	}
 	w("\n")
 

@@ -50,8 +50,10 @@ func main() {
 	rs = append(rs, run("mote -t unix", "127.0.0.1:18091", nil, exec.Command(*moteBin, "run", "-t", "unix", *native, "--", "-addr", "127.0.0.1:18091")))
 	rs = append(rs, run("mote -t hvt, --net user", "127.0.0.1:18092", nil,
 		exec.Command(*moteBin, "run", "--stats", "--net", "user", "-p", "127.0.0.1:18092:8080", *image)))
+	rs = append(rs, run("mote -t spt, --net user", "127.0.0.1:18094", nil,
+		exec.Command(*moteBin, "run", "-t", "spt", "--net", "user", "-p", "127.0.0.1:18094:8080", *image)))
 	if os.Geteuid() == 0 {
-		rs = append(rs, runTap())
+		rs = append(rs, runTap("hvt"), runTap("spt"))
 	}
 
 	rss, pss := idleRSS()
@@ -135,20 +137,23 @@ func run(name, addr string, wrkPrefix []string, cmd *exec.Cmd) result {
 
 // runTap runs the unikernel behind a TAP device in a network namespace,
 // with wrk inside the namespace.
-func runTap() result {
+func runTap(target string) result {
 	ns := fmt.Sprintf("mote-bench-%d", os.Getpid())
 	sh := func(args ...string) error { return exec.Command("ip", args...).Run() }
 	exec.Command("ip", "netns", "del", ns).Run()
 	if err := sh("netns", "add", ns); err != nil {
-		return result{name: "mote -t hvt, --net tap", note: "cannot create a network namespace: " + err.Error()}
+		return result{name: "mote -t " + target + ", --net tap", note: "cannot create a network namespace: " + err.Error()}
 	}
 	defer exec.Command("ip", "netns", "del", ns).Run()
 	sh("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
 	sh("-n", ns, "addr", "add", "10.98.0.1/24", "dev", "tap0")
 	sh("-n", ns, "link", "set", "tap0", "up")
 	sh("-n", ns, "link", "set", "lo", "up")
-	cmd := exec.Command("ip", "netns", "exec", ns, *moteBin, "run", "--stats", "--net", "tap:tap0,addr=10.98.0.2/24,gw=10.98.0.1", *image)
-	return run("mote -t hvt, --net tap", "10.98.0.2:8080", []string{"ip", "netns", "exec", ns}, cmd)
+	args := []string{"netns", "exec", ns, *moteBin, "run", "-t", target, "--net", "tap:tap0,addr=10.98.0.2/24,gw=10.98.0.1", *image}
+	if target == "hvt" {
+		args = append(args[:5], append([]string{"--stats"}, args[5:]...)...)
+	}
+	return run("mote -t "+target+", --net tap", "10.98.0.2:8080", []string{"ip", "netns", "exec", ns}, exec.Command("ip", args...))
 }
 
 func waitHTTP(addr string, prefix []string) bool {
