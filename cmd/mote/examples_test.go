@@ -301,11 +301,11 @@ func TestExampleStatic(t *testing.T) {
 	cases := []staticCase{{"unix-dir", func(p int) []string {
 		return []string{"run", "-t", "unix", "--fs", "site=./examples/static/site", "./examples/static", "--", "-addr", fmt.Sprintf("127.0.0.1:%d", p)}
 	}}}
-	if kvmOK() {
+	for _, target := range confiningTargets(t) {
 		for _, src := range []string{"./examples/static/site", img} {
-			src := src
-			cases = append(cases, staticCase{"hvt-" + filepath.Base(src), func(p int) []string {
-				return []string{"run", "-t", "hvt", "--strict", "--fs", "site=" + src, "--net", "user", "-p", fmt.Sprintf("127.0.0.1:%d:8080", p), "./examples/static"}
+			src, target := src, target
+			cases = append(cases, staticCase{target + "-" + filepath.Base(src), func(p int) []string {
+				return []string{"run", "-t", target, "--strict", "--fs", "site=" + src, "--net", "user", "-p", fmt.Sprintf("127.0.0.1:%d:8080", p), "./examples/static"}
 			}})
 		}
 	}
@@ -349,7 +349,7 @@ func TestExampleKVSurvivesKill(t *testing.T) {
 	if testing.Short() {
 		trials = 3
 	}
-	targets := []string{"unix"}
+	targets := []string{"unix", "spt"}
 	if kvmOK() {
 		targets = append(targets, "hvt")
 	}
@@ -382,8 +382,8 @@ func kvKillTrials(t *testing.T, target string, trials int) (lost, total int) {
 		port := freePort(t, "tcp")
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		args := []string{"run", "-t", target, "--block", "kv=" + disk, image, "--", "-addr", addr}
-		if target == "hvt" {
-			args = []string{"run", "-t", "hvt", "--strict", "--block", "kv=" + disk, "--net", "user", "-p", addr + ":8080", image}
+		if target != "unix" {
+			args = []string{"run", "-t", target, "--strict", "--block", "kv=" + disk, "--net", "user", "-p", addr + ":8080", image}
 		}
 		s := start(t, args...)
 		s.waitTCP(t, addr)

@@ -105,3 +105,35 @@ func TestConfinementStopsEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestStdlibTestsOnSPT runs standard-library test binaries under spt with
+// --strict, as host/hvt's TestStdlibTests does under hvt (the same skips:
+// tests that need files, exec or sockets).
+func TestStdlibTestsOnSPT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds standard library test binaries")
+	}
+	for _, c := range []struct{ pkg, skip string }{
+		{"sync", "^(TestMutexMisuse|TestIssue76126|ExampleOnceValues)$"},
+		{"strings", ""},
+		{"encoding/json", "^TestHTTPDecoding$"},
+		{"regexp", "^(TestRE2Search|TestRE2Exhaustive)$"},
+	} {
+		t.Run(c.pkg, func(t *testing.T) {
+			bin := filepath.Join(tmpDir, strings.ReplaceAll(c.pkg, "/", "_")+".test")
+			cmd := exec.Command("go", "test", "-c", "-o", bin, c.pkg)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			args := []string{"run", "-t", "spt", "--strict", "-m", "512M", bin, "--", "-test.short"}
+			if c.skip != "" {
+				args = append(args, "-test.skip", c.skip)
+			}
+			got := mote(t, args...)
+			if got.status != 0 || !strings.HasSuffix(strings.TrimSpace(got.stdout), "PASS") {
+				t.Fatalf("status %d\n%s\n%s", got.status, got.stdout, got.stderr)
+			}
+		})
+	}
+}
