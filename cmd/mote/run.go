@@ -184,30 +184,99 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	if o.trace {
 		cfg.Trace = stderr
 	}
-	for _, t := range o.trees {
-		name, src, ok := strings.Cut(t, "=")
-		if !ok || !abi.ValidName(name) || src == "" || len(name) > 29 {
-			return exitUsage, usagef("--fs %q: want NAME=DIR or NAME=IMAGE with a short lower-case name", t)
-		}
-		img, cleanup, err := treeImage(src)
-		if err != nil {
-			return exitError, fmt.Errorf("--fs %s: %w", t, err)
-		}
-		defer cleanup()
-		f, err := os.Open(img)
-		if err != nil {
-			return exitError, err
-		}
-		defer f.Close()
-		block := "fs-" + name
-		cfg.Blocks = append(cfg.Blocks, hvt.Block{Name: block, File: f, ReadOnly: true, SectorSize: tarimage.SectorSize})
-		cfg.Trees = append(cfg.Trees, abi.Tree{Name: name, Block: block})
+	devs, status, err := o.devices()
+	if err != nil {
+		return status, err
 	}
+	defer devs.close()
+	for _, n := range devs.nics {
+		cfg.NICs = append(cfg.NICs, hvt.NIC{NIC: n.NIC, HostFD: n.hostFD})
+	}
+	for _, b := range devs.blocks {
+		cfg.Blocks = append(cfg.Blocks, hvt.Block{Name: b.name, File: b.file, ReadOnly: b.readOnly, SectorSize: b.sector})
+	}
+	cfg.Trees = devs.trees
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		return exitError, fmt.Errorf("the hvt target needs KVM, and /dev/kvm is missing: run on a Linux host with KVM enabled (or nested virtualization), or use -t unix")
+	}
+	status, err = hvt.Run(context.Background(), cfg)
+	var ee *hvt.ExitError
+	if errors.As(err, &ee) {
+		fmt.Fprintln(stderr, ee.Report)
+		return ee.Status, nil
+	}
+	return status, err
+}
+
+// runSPT runs the image as a seccomp-confined process: the same devices as
+// hvt, each NIC a frame descriptor the guest reads and writes directly.
+func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stderr io.Writer) (int, error) {
+	if o.stats || o.trace {
+		fmt.Fprintln(stderr, "mote: --stats and --trace are for hvt; spt guests make ordinary system calls")
+	}
+	cfg := spt.Config{Image: image, Args: args, Env: o.env, Memory: mem, Strict: o.strict, Stdout: stdout, Stderr: stderr}
+	devs, status, err := o.devices()
+	if err != nil {
+		return status, err
+	}
+	defer devs.close()
+	for _, n := range devs.nics {
+		cfg.NICs = append(cfg.NICs, spt.NIC{NIC: n.NIC, HostFD: n.hostFD})
+	}
+	for _, b := range devs.blocks {
+		cfg.Blocks = append(cfg.Blocks, spt.Block{Name: b.name, File: b.file, ReadOnly: b.readOnly, SectorSize: b.sector})
+	}
+	cfg.Trees = devs.trees
+	status, err = spt.Run(context.Background(), cfg)
+	var ee *spt.ExitError
+	if errors.As(err, &ee) {
+		fmt.Fprintln(stderr, ee.Report)
+		return ee.Status, nil
+	}
+	return status, err
+}
+
+// devices are the host ends of a confined guest's devices, as the flags
+// ask for them; both confining targets take the same.
+type devices struct {
+	nics    []nicDev
+	blocks  []blockDev
+	trees   []abi.Tree
+	closers []func()
+}
+
+type nicDev struct {
+	abi.NIC
+	hostFD int
+}
+
+type blockDev struct {
+	name     string
+	file     *os.File
+	readOnly bool
+	sector   int
+}
+
+func (d *devices) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+}
+
+// devices opens what --net, -p, --block and --fs ask for. On error it
+// returns the status to exit with; what it opened is closed.
+func (o runOptions) devices() (_ *devices, status int, err error) {
+	d := &devices{}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
 	var pubs []usernet.Publish
 	for _, p := range o.publish {
 		pb, err := usernet.ParsePublish(p)
 		if err != nil {
-			return exitUsage, usageError{err.Error()}
+			return nil, exitUsage, usageError{err.Error()}
 		}
 		pubs = append(pubs, pb)
 	}
@@ -218,35 +287,35 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 		switch {
 		case n == "user":
 			if userNets++; userNets > 1 {
-				return exitUsage, usagef("--net user: one user network per guest")
+				return nil, exitUsage, usagef("--net user: one user network per guest")
 			}
 			un, err := usernet.New(mac, pubs)
 			if err != nil {
-				return exitError, err
+				return nil, exitError, err
 			}
-			defer un.Close()
-			cfg.NICs = append(cfg.NICs, hvt.NIC{NIC: un.NIC(name), HostFD: un.GuestFD()})
+			d.closers = append(d.closers, func() { un.Close() })
+			d.nics = append(d.nics, nicDev{un.NIC(name), un.GuestFD()})
 		case strings.HasPrefix(n, "tap:"):
 			nic, ifname, err := parseTap(n, name, mac)
 			if err != nil {
-				return exitUsage, usageError{err.Error()}
+				return nil, exitUsage, usageError{err.Error()}
 			}
 			fd, err := tap.Open(ifname)
 			if err != nil {
-				return exitError, err
+				return nil, exitError, err
 			}
-			cfg.NICs = append(cfg.NICs, hvt.NIC{NIC: nic, HostFD: fd})
+			d.nics = append(d.nics, nicDev{nic, fd})
 		default:
-			return exitUsage, usagef("--net %q: want user or tap:IFNAME", n)
+			return nil, exitUsage, usagef("--net %q: want user or tap:IFNAME", n)
 		}
 	}
 	if len(pubs) > 0 && userNets == 0 {
-		return exitUsage, usagef("-p needs --net user")
+		return nil, exitUsage, usagef("-p needs --net user")
 	}
 	for _, b := range o.blocks {
 		name, path, ro, err := parseBlock(b)
 		if err != nil {
-			return exitUsage, usageError{err.Error()}
+			return nil, exitUsage, usageError{err.Error()}
 		}
 		flag := os.O_RDWR
 		if ro {
@@ -254,46 +323,31 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 		}
 		f, err := os.OpenFile(path, flag, 0)
 		if err != nil {
-			return exitError, fmt.Errorf("--block %s: %w", b, err)
+			return nil, exitError, fmt.Errorf("--block %s: %w", b, err)
 		}
-		defer f.Close()
-		cfg.Blocks = append(cfg.Blocks, hvt.Block{Name: name, File: f, ReadOnly: ro})
+		d.closers = append(d.closers, func() { f.Close() })
+		d.blocks = append(d.blocks, blockDev{name, f, ro, 0})
 	}
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		return exitError, fmt.Errorf("the hvt target needs KVM, and /dev/kvm is missing: run on a Linux host with KVM enabled (or nested virtualization), or use -t unix")
-	}
-	status, err := hvt.Run(context.Background(), cfg)
-	var ee *hvt.ExitError
-	if errors.As(err, &ee) {
-		fmt.Fprintln(stderr, ee.Report)
-		return ee.Status, nil
-	}
-	return status, err
-}
-
-// parseTap reads tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP][,mac=MAC].
-func parseTap(s, name, mac string) (abi.NIC, string, error) {
-	parts := strings.Split(strings.TrimPrefix(s, "tap:"), ",")
-	nic := abi.NIC{Name: name, MAC: mac, MTU: 1500}
-	if parts[0] == "" {
-		return nic, "", fmt.Errorf("--net %q: no interface name", s)
-	}
-	for _, p := range parts[1:] {
-		k, v, _ := strings.Cut(p, "=")
-		switch k {
-		case "addr":
-			nic.Addr = v
-		case "gw":
-			nic.Gateway = v
-		case "dns":
-			nic.DNS = append(nic.DNS, v)
-		case "mac":
-			nic.MAC = v
-		default:
-			return nic, "", fmt.Errorf("--net %q: unknown option %q (addr, gw, dns, mac)", s, k)
+	for _, t := range o.trees {
+		name, src, ok := strings.Cut(t, "=")
+		if !ok || !abi.ValidName(name) || src == "" || len(name) > 29 {
+			return nil, exitUsage, usagef("--fs %q: want NAME=DIR or NAME=IMAGE with a short lower-case name", t)
 		}
+		img, cleanup, err := treeImage(src)
+		if err != nil {
+			return nil, exitError, fmt.Errorf("--fs %s: %w", t, err)
+		}
+		d.closers = append(d.closers, cleanup)
+		f, err := os.Open(img)
+		if err != nil {
+			return nil, exitError, err
+		}
+		d.closers = append(d.closers, func() { f.Close() })
+		block := "fs-" + name
+		d.blocks = append(d.blocks, blockDev{block, f, true, tarimage.SectorSize})
+		d.trees = append(d.trees, abi.Tree{Name: name, Block: block})
 	}
-	return nic, parts[0], nil
+	return d, 0, nil
 }
 
 // treeImage returns a file-tree image for src: src itself if it is an
@@ -361,93 +415,27 @@ func randomMAC() string {
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
 }
 
-// runSPT runs the image as a seccomp-confined process: the same devices as
-// hvt, each NIC a frame descriptor the guest reads and writes directly.
-func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stderr io.Writer) (int, error) {
-	if o.stats || o.trace {
-		fmt.Fprintln(stderr, "mote: --stats and --trace are for hvt; spt guests make ordinary system calls")
+// parseTap reads tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP][,mac=MAC].
+func parseTap(s, name, mac string) (abi.NIC, string, error) {
+	parts := strings.Split(strings.TrimPrefix(s, "tap:"), ",")
+	nic := abi.NIC{Name: name, MAC: mac, MTU: 1500}
+	if parts[0] == "" {
+		return nic, "", fmt.Errorf("--net %q: no interface name", s)
 	}
-	cfg := spt.Config{Image: image, Args: args, Env: o.env, Memory: mem, Strict: o.strict, Stdout: stdout, Stderr: stderr}
-	var pubs []usernet.Publish
-	for _, p := range o.publish {
-		pb, err := usernet.ParsePublish(p)
-		if err != nil {
-			return exitUsage, usageError{err.Error()}
-		}
-		pubs = append(pubs, pb)
-	}
-	userNets := 0
-	for i, n := range o.nets {
-		name := fmt.Sprintf("net%d", i)
-		mac := randomMAC()
-		switch {
-		case n == "user":
-			if userNets++; userNets > 1 {
-				return exitUsage, usagef("--net user: one user network per guest")
-			}
-			un, err := usernet.New(mac, pubs)
-			if err != nil {
-				return exitError, err
-			}
-			defer un.Close()
-			cfg.NICs = append(cfg.NICs, spt.NIC{NIC: un.NIC(name), HostFD: un.GuestFD()})
-		case strings.HasPrefix(n, "tap:"):
-			nic, ifname, err := parseTap(n, name, mac)
-			if err != nil {
-				return exitUsage, usageError{err.Error()}
-			}
-			fd, err := tap.Open(ifname)
-			if err != nil {
-				return exitError, err
-			}
-			cfg.NICs = append(cfg.NICs, spt.NIC{NIC: nic, HostFD: fd})
+	for _, p := range parts[1:] {
+		k, v, _ := strings.Cut(p, "=")
+		switch k {
+		case "addr":
+			nic.Addr = v
+		case "gw":
+			nic.Gateway = v
+		case "dns":
+			nic.DNS = append(nic.DNS, v)
+		case "mac":
+			nic.MAC = v
 		default:
-			return exitUsage, usagef("--net %q: want user or tap:IFNAME", n)
+			return nic, "", fmt.Errorf("--net %q: unknown option %q (addr, gw, dns, mac)", s, k)
 		}
 	}
-	if len(pubs) > 0 && userNets == 0 {
-		return exitUsage, usagef("-p needs --net user")
-	}
-	for _, b := range o.blocks {
-		name, path, ro, err := parseBlock(b)
-		if err != nil {
-			return exitUsage, usageError{err.Error()}
-		}
-		flag := os.O_RDWR
-		if ro {
-			flag = os.O_RDONLY
-		}
-		f, err := os.OpenFile(path, flag, 0)
-		if err != nil {
-			return exitError, fmt.Errorf("--block %s: %w", b, err)
-		}
-		defer f.Close()
-		cfg.Blocks = append(cfg.Blocks, spt.Block{Name: name, File: f, ReadOnly: ro})
-	}
-	for _, t := range o.trees {
-		name, src, ok := strings.Cut(t, "=")
-		if !ok || !abi.ValidName(name) || src == "" || len(name) > 29 {
-			return exitUsage, usagef("--fs %q: want NAME=DIR or NAME=IMAGE with a short lower-case name", t)
-		}
-		img, cleanup, err := treeImage(src)
-		if err != nil {
-			return exitError, fmt.Errorf("--fs %s: %w", t, err)
-		}
-		defer cleanup()
-		f, err := os.Open(img)
-		if err != nil {
-			return exitError, err
-		}
-		defer f.Close()
-		block := "fs-" + name
-		cfg.Blocks = append(cfg.Blocks, spt.Block{Name: block, File: f, ReadOnly: true, SectorSize: tarimage.SectorSize})
-		cfg.Trees = append(cfg.Trees, abi.Tree{Name: name, Block: block})
-	}
-	status, err := spt.Run(context.Background(), cfg)
-	var ee *spt.ExitError
-	if errors.As(err, &ee) {
-		fmt.Fprintln(stderr, ee.Report)
-		return ee.Status, nil
-	}
-	return status, err
+	return nic, parts[0], nil
 }
