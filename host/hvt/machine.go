@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moteos/mote/abi"
+	"github.com/moteos/mote/host/exitstatus"
 	"github.com/moteos/mote/host/hvt/kvm"
 	"github.com/moteos/mote/host/hvt/shim"
 	"github.com/moteos/mote/host/hvt/vdso"
@@ -26,22 +27,14 @@ import (
 
 // Exit statuses the tender itself chooses, distinct from the guest's own.
 const (
-	ExitTender     = 125 // the tender could not start or run the guest
-	ExitOOM        = 137 // the guest ran out of memory (as the OOM killer's SIGKILL)
-	ExitCrash      = 139 // the guest faulted in a way it did not handle
-	ExitBadSyscall = 159 // --strict: a system call outside the Mote ABI (as SIGSYS)
+	ExitTender     = exitstatus.Tender
+	ExitOOM        = exitstatus.OOM
+	ExitCrash      = exitstatus.Crash
+	ExitBadSyscall = exitstatus.BadSyscall
 )
 
 // ExitError is a guest run the tender ended, with the status to exit with.
-type ExitError struct {
-	Status int
-	Report string
-}
-
-func (e *ExitError) Error() string { return e.Report }
-
-// ExitCode is the status mote run exits with.
-func (e *ExitError) ExitCode() int { return e.Status }
+type ExitError = exitstatus.Error
 
 // machine is one running guest.
 type machine struct {
@@ -93,12 +86,12 @@ type machine struct {
 func Run(ctx context.Context, cfg Config) (int, error) {
 	img, err := image.Open(cfg.Image)
 	if err != nil {
-		return ExitTender, &ExitError{ExitTender, err.Error()}
+		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	defer img.Close()
 	m, err := newMachine(cfg, img)
 	if err != nil {
-		return ExitTender, &ExitError{ExitTender, err.Error()}
+		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	defer m.close()
 	return m.run(ctx)
@@ -446,25 +439,25 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	start := time.Now()
 	entry, sp, err := m.load()
 	if err != nil {
-		return ExitTender, &ExitError{ExitTender, err.Error()}
+		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	m.patched = m.patchSyscalls()
 	c, err := m.newVCPU()
 	if err != nil {
-		return ExitTender, &ExitError{ExitTender, err.Error()}
+		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	t, err := m.addThread(c, nil)
 	if err != nil {
-		return ExitTender, &ExitError{ExitTender, err.Error()}
+		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	sregs := m.initialSregs(c)
 	sregs.GS.Base = t.blkVA
 	if err := c.k.SetSregs(&sregs); err != nil {
-		return ExitTender, &ExitError{ExitTender, err.Error()}
+		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	regs := kvm.Regs{RIP: entry, RSP: sp, RFLAGS: rflagsDefault}
 	if err := c.k.SetRegs(&regs); err != nil {
-		return ExitTender, &ExitError{ExitTender, err.Error()}
+		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	m.startClock(c)
 	m.stats.bootDone(time.Since(start))
@@ -486,7 +479,7 @@ func (m *machine) run(ctx context.Context) (int, error) {
 			case s := <-sigs:
 				m.postProcessSignal(int(s.(syscall.Signal)), siginfo{code: siUser})
 			case <-ctx.Done():
-				m.exit(ExitTender, &ExitError{ExitTender, "mote: run cancelled: " + ctx.Err().Error()})
+				m.exit(ExitTender, &ExitError{Status: ExitTender, Report: "mote: run cancelled: " + ctx.Err().Error()})
 				return
 			case <-m.done:
 				return
@@ -506,7 +499,7 @@ func (m *machine) run(ctx context.Context) (int, error) {
 		return m.fatal.Status, m.fatal
 	}
 	if m.oomSeen.Load() && m.status != 0 {
-		return ExitOOM, &ExitError{ExitOOM, fmt.Sprintf(
+		return ExitOOM, &ExitError{Status: ExitOOM, Report: fmt.Sprintf(
 			"mote: guest out of memory: the tender refused memory beyond -m %d MiB, and the guest exited with status %d",
 			m.cfg.Memory>>20, m.status)}
 	}

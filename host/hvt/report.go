@@ -11,17 +11,17 @@ import (
 
 // crash ends the guest after a fault it could not handle.
 func (t *thread) crash(what string, u *userState) {
-	t.m.exit(ExitCrash, &ExitError{ExitCrash, t.report("guest crashed: "+what, u)})
+	t.m.exit(ExitCrash, &ExitError{Status: ExitCrash, Report: t.report("guest crashed: "+what, u)})
 }
 
 // oom ends the guest when it touches more memory than it was given.
 func (t *thread) oom(e *oomError, u *userState) {
-	t.m.exit(ExitOOM, &ExitError{ExitOOM, t.report(fmt.Sprintf("%v; run with a larger -m", e), u)})
+	t.m.exit(ExitOOM, &ExitError{Status: ExitOOM, Report: t.report(fmt.Sprintf("%v; run with a larger -m", e), u)})
 }
 
 // badSyscall ends a --strict guest that made a call outside the ABI.
 func (t *thread) badSyscall(a *sysArgs, u userState) {
-	t.m.exit(ExitBadSyscall, &ExitError{ExitBadSyscall, t.report(fmt.Sprintf(
+	t.m.exit(ExitBadSyscall, &ExitError{Status: ExitBadSyscall, Report: t.report(fmt.Sprintf(
 		"guest made system call %s (nr %d, args %#x %#x %#x) outside the Mote ABI (--strict)",
 		sysName(a.nr), a.nr, a.a[0], a.a[1], a.a[2]), &u)})
 }

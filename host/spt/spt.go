@@ -20,14 +20,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moteos/mote/abi"
+	"github.com/moteos/mote/host/exitstatus"
 	"github.com/moteos/mote/host/image"
 	"github.com/moteos/mote/host/sysnames"
 )
 
 // Exit statuses, as the hvt tender's.
 const (
-	ExitTender     = 125
-	ExitBadSyscall = 159
+	ExitTender     = exitstatus.Tender
+	ExitBadSyscall = exitstatus.BadSyscall
 )
 
 // Config describes one run.
@@ -61,21 +62,13 @@ type Block struct {
 }
 
 // ExitError is a run mote ended, with its status and report.
-type ExitError struct {
-	Status int
-	Report string
-}
-
-func (e *ExitError) Error() string { return e.Report }
-
-// ExitCode is the status mote run exits with.
-func (e *ExitError) ExitCode() int { return e.Status }
+type ExitError = exitstatus.Error
 
 // Run starts the image confined and returns its exit status.
 func Run(ctx context.Context, cfg Config) (int, error) {
 	img, err := image.Open(cfg.Image)
 	if err != nil {
-		return ExitTender, &ExitError{ExitTender, err.Error()}
+		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	defer img.Close()
 
@@ -98,10 +91,10 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		}
 		st, err := b.File.Stat()
 		if err != nil {
-			return ExitTender, &ExitError{ExitTender, err.Error()}
+			return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 		}
 		if st.Size()%int64(ss) != 0 || st.Size() == 0 {
-			return ExitTender, &ExitError{ExitTender, fmt.Sprintf("spt: block %s: %d bytes is not a whole number of %d-byte sectors", b.Name, st.Size(), ss)}
+			return ExitTender, &ExitError{Status: ExitTender, Report: fmt.Sprintf("spt: block %s: %d bytes is not a whole number of %d-byte sectors", b.Name, st.Size(), ss)}
 		}
 		man.Block = append(man.Block, abi.Block{Name: b.Name, FD: fd, SectorSize: ss, Sectors: st.Size() / int64(ss), ReadOnly: b.ReadOnly})
 		blocks = append(blocks, BlockFD{FD: fd, Size: uint64(st.Size()), Sector: uint64(ss), ReadOnly: b.ReadOnly})
@@ -114,7 +107,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	man.FS = cfg.Trees
 	js, err := man.Encode()
 	if err != nil {
-		return ExitTender, &ExitError{ExitTender, err.Error()}
+		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	env := append([]string(nil), cfg.Env...)
 	env = append(env, abi.EnvManifest+"="+string(js))
@@ -148,7 +141,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err := cmd.Start(); err != nil {
 		planW.Close()
 		theirs.Close()
-		return ExitTender, &ExitError{ExitTender, fmt.Sprintf("spt: starting stage 2: %v", err)}
+		return ExitTender, &ExitError{Status: ExitTender, Report: fmt.Sprintf("spt: starting stage 2: %v", err)}
 	}
 	theirs.Close()
 	json.NewEncoder(planW).Encode(p)
@@ -177,7 +170,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	sup.wait()
 
 	if bad := sup.fatal(); bad != "" {
-		return ExitBadSyscall, &ExitError{ExitBadSyscall, "mote: " + bad}
+		return ExitBadSyscall, &ExitError{Status: ExitBadSyscall, Report: "mote: " + bad}
 	}
 	if n := sup.outside(); n != "" {
 		fmt.Fprintf(orDiscard(cfg.Stderr), "mote: the guest made system calls outside the Mote ABI (answered ENOSYS): %s\n", n)
@@ -186,7 +179,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if errors.As(werr, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			if ws.Signal() == syscall.SIGSYS {
-				return ExitBadSyscall, &ExitError{ExitBadSyscall, "mote: the guest was killed by the seccomp filter (SIGSYS)"}
+				return ExitBadSyscall, &ExitError{Status: ExitBadSyscall, Report: "mote: the guest was killed by the seccomp filter (SIGSYS)"}
 			}
 			return 128 + int(ws.Signal()), nil
 		}
