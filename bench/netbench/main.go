@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"github.com/moteos/mote/bench/report"
@@ -43,6 +44,8 @@ type result struct {
 	note          string
 }
 
+var vsGVisor []string
+
 func main() {
 	flag.Parse()
 	var rs []result
@@ -54,8 +57,21 @@ func main() {
 		exec.Command(*moteBin, "run", "-t", "spt", "--net", "user", "-p", "127.0.0.1:18094:8080", *image)))
 	if os.Geteuid() == 0 {
 		rs = append(rs, runTap("hvt"), runTap("spt"))
+		if _, err := exec.LookPath("runsc"); err == nil {
+			rs = append(rs, runRunsc("127.0.0.1:18095"))
+		}
 	}
 
+	for _, r := range rs {
+		if strings.HasPrefix(r.name, "gVisor") && r.rps > 0 {
+			for _, o := range rs {
+				if strings.HasPrefix(o.name, "mote -t hvt") || strings.HasPrefix(o.name, "mote -t spt") {
+					o.note = fmt.Sprintf("%.2f× gVisor's req/s", o.rps/r.rps)
+					vsGVisor = append(vsGVisor, o.name+": "+o.note)
+				}
+			}
+		}
+	}
 	rss, pss := idleRSS()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s. `wrk -t2 -c32 -d%v --latency` on `%s` of examples/httpd (keep-alive), then the same with `Connection: close` (a new connection per request); wrk runs on the same 2 cores as the server. CPU is the server's host CPU (mote, the tender's threads and the guest's vCPUs) divided by the requests served.\n\n",
@@ -65,13 +81,16 @@ func main() {
 	for _, r := range rs {
 		exits, frames := "—", "—"
 		if r.exitsPerReq > 0 {
-			exits, frames = fmt.Sprintf("%.1f", r.exitsPerReq), fmt.Sprintf("%.2f", r.framesPerExit)
+			exits, frames = fmt.Sprintf("%.2f", r.exitsPerReq), fmt.Sprintf("%.1f", r.framesPerExit)
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.3f× | %s | %s | %.0f | %.0f | %s | %s |\n", r.name, r.rps, r.rps/base, r.p50, r.p99, r.cpuUS, r.closeRPS, exits, frames)
 	}
 	fmt.Fprintf(&b, "\nIdle httpd unikernel (64 MiB guest, user networking), 1 s after serving one request: host RSS %.1f MiB, PSS %.1f MiB (the image's pages are the host's page cache, shared between instances).\n", rss, pss)
+	if len(vsGVisor) > 0 {
+		fmt.Fprintf(&b, "\nAgainst gVisor measured in the same run: %s.\n", strings.Join(vsGVisor, "; "))
+	}
 	for _, r := range rs {
-		if r.note != "" {
+		if r.note != "" && !strings.Contains(r.note, "gVisor's") {
 			fmt.Fprintf(&b, "\n%s: %s\n", r.name, r.note)
 		}
 	}
@@ -84,6 +103,15 @@ func main() {
 }
 
 func run(name, addr string, wrkPrefix []string, cmd *exec.Cmd) result {
+	return runWith(name, addr, wrkPrefix, cmd, nil)
+}
+
+// runStop is run for a server stopped by a command of its own.
+func runStop(name, addr string, cmd *exec.Cmd, stop func()) result {
+	return runWith(name, addr, nil, cmd, stop)
+}
+
+func runWith(name, addr string, wrkPrefix []string, cmd *exec.Cmd, stop func()) result {
 	r := result{name: name}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -102,7 +130,11 @@ func run(name, addr string, wrkPrefix []string, cmd *exec.Cmd) result {
 	cl := wrk(addr, wrkPrefix, "5s", []string{"-H", "Connection: close"})
 	r.rps, r.p50, r.p99, r.requests = ka.rps, ka.p50, ka.p99, ka.requests+cl.requests
 	r.closeRPS = cl.rps
-	cmd.Process.Signal(syscall.SIGTERM)
+	if stop != nil {
+		stop()
+	} else {
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	select {
@@ -237,4 +269,44 @@ func kib(path, key string) float64 {
 		}
 	}
 	return 0
+}
+
+// runRunsc serves the same static binary under gVisor's runsc (ptrace
+// platform, host network: what works on this machine, DESIGN.md §6), from
+// a minimal OCI bundle whose root file system is the binary alone.
+func runRunsc(addr string) result {
+	name := "gVisor runsc (ptrace, --network=host)"
+	dir, err := os.MkdirTemp("", "mote-runsc-")
+	if err != nil {
+		return result{name: name, note: err.Error()}
+	}
+	defer os.RemoveAll(dir)
+	os.MkdirAll(dir+"/rootfs", 0o755)
+	bin, _ := os.ReadFile(*image)
+	os.WriteFile(dir+"/rootfs/httpd", bin, 0o755)
+	if out, err := exec.Command("runsc", "spec", "-bundle", dir, "--", "/httpd", "-addr", addr).CombinedOutput(); err != nil {
+		return result{name: name, note: "runsc spec: " + string(out)}
+	}
+	var spec map[string]any
+	raw, _ := os.ReadFile(dir + "/config.json")
+	json.Unmarshal(raw, &spec)
+	spec["process"].(map[string]any)["terminal"] = false
+	spec["root"] = map[string]any{"path": "rootfs", "readonly": true}
+	linux := spec["linux"].(map[string]any)
+	var ns []any
+	for _, n := range linux["namespaces"].([]any) {
+		if n.(map[string]any)["type"] != "network" {
+			ns = append(ns, n) // the host's network namespace
+		}
+	}
+	linux["namespaces"] = ns
+	raw, _ = json.Marshal(spec)
+	os.WriteFile(dir+"/config.json", raw, 0o644)
+	id := fmt.Sprintf("mote-bench-%d", os.Getpid())
+	defer func() {
+		exec.Command("runsc", "kill", id, "KILL").Run()
+		exec.Command("runsc", "delete", "-force", id).Run()
+	}()
+	cmd := exec.Command("runsc", "--ignore-cgroups", "--network=host", "--platform=ptrace", "run", "-bundle", dir, id)
+	return runStop(name, addr, cmd, func() { exec.Command("runsc", "kill", id, "TERM").Run() })
 }
