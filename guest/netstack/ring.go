@@ -25,6 +25,7 @@ type ringNIC struct {
 	name   string
 	ring   []byte
 	notify *os.File // the tender wrote frames (we asked, with RxNeedKick)
+	wait   syscall.RawConn
 	kick   *os.File // wakes the tender's device thread
 	ch     *channel.Endpoint
 	mtu    int
@@ -47,10 +48,16 @@ func newRingNIC(n abi.NIC, ch *channel.Endpoint) (*ringNIC, error) {
 	// started; they are not Go memory, and the collector ignores them.
 	addr := uintptr(n.Ring)
 	base := *(*unsafe.Pointer)(unsafe.Pointer(&addr))
+	notify := os.NewFile(uintptr(n.FD), n.Name+"-notify")
+	wait, err := notify.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
 	return &ringNIC{
 		name:   n.Name,
 		ring:   unsafe.Slice((*byte)(base), abi.RingSize),
-		notify: os.NewFile(uintptr(n.FD), n.Name+"-notify"),
+		notify: notify,
+		wait:   wait,
 		kick:   os.NewFile(uintptr(n.KickFD), n.Name+"-kick"),
 		ch:     ch,
 		mtu:    n.MTU,
@@ -65,7 +72,6 @@ func (r *ringNIC) start(ctx context.Context) {
 }
 
 func (r *ringNIC) readLoop() {
-	var b [8]byte
 	tail := atomic.LoadUint32(r.word(abi.RingRxTail))
 	idleSince := time.Time{}
 	for {
@@ -102,9 +108,15 @@ func (r *ringNIC) readLoop() {
 			atomic.StoreUint32(r.word(abi.RingRxNeedKick), 0)
 			continue
 		}
-		if _, err := r.notify.Read(b[:]); err != nil {
+		// Wait for the notification without reading the eventfd: the
+		// netpoller is edge-triggered and every write of the tender is an
+		// edge, so the counter need not be reset — a read would be one more
+		// exit per wake-up.
+		err := r.wait.Read(func(uintptr) bool { return atomic.LoadUint32(r.word(abi.RingRxHead)) != tail })
+		if err != nil {
 			return
 		}
+		atomic.StoreUint32(r.word(abi.RingRxNeedKick), 0)
 		idleSince = time.Time{}
 	}
 }
