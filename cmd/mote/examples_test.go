@@ -48,13 +48,21 @@ func httpdCases(t *testing.T) []httpdCase {
 	return cases
 }
 
+// needTool skips, loudly, a check whose client is not installed.
+func needTool(t *testing.T, name, debianPackage string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Skipf("SKIPPED LOUDLY: %s is missing (Debian package %s; scripts/install-deps installs it)", name, debianPackage)
+	}
+}
+
 func TestExampleHTTPD(t *testing.T) {
 	for _, c := range httpdCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			port := freePort(t, "tcp")
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
 			s := start(t, c.args(port)...)
-			s.waitTCP(t, addr)
+			s.waitHTTP(t, addr)
 
 			hc := &http.Client{Timeout: 20 * time.Second}
 			resp, err := hc.Get("http://" + addr + "/")
@@ -79,13 +87,13 @@ func TestExampleHTTPD(t *testing.T) {
 			if err != nil || info.Service != "httpd" || info.Target != c.target || info.Requests != 2 {
 				t.Fatalf("GET /api/info: %+v %v", info, err)
 			}
-			if _, err := exec.LookPath("curl"); err != nil {
-				t.Fatal("curl is missing: run scripts/install-deps")
-			}
-			cout, err := exec.Command("curl", "-sS", "--max-time", "20", "-i", "http://"+addr+"/style.css").CombinedOutput()
-			if err != nil || !strings.Contains(string(cout), "200 OK") || !strings.Contains(string(cout), "font-family") {
-				t.Fatalf("curl: %v\n%s", err, cout)
-			}
+			t.Run("curl", func(t *testing.T) {
+				needTool(t, "curl", "curl")
+				cout, err := exec.Command("curl", "-sS", "--max-time", "20", "-i", "http://"+addr+"/style.css").CombinedOutput()
+				if err != nil || !strings.Contains(string(cout), "200 OK") || !strings.Contains(string(cout), "font-family") {
+					t.Fatalf("curl: %v\n%s", err, cout)
+				}
+			})
 			// A client that disconnects mid-request does not wedge the server.
 			if c, err := net.Dial("tcp", addr); err == nil {
 				c.Write([]byte("GET /api/info HTTP/1.1\r\nHost: x\r\n"))
@@ -131,8 +139,13 @@ func TestExampleDNSD(t *testing.T) {
 				tp = freePort(t, "tcp")
 			}
 			s := start(t, c.args(up, tp)...)
-			s.waitTCP(t, fmt.Sprintf("127.0.0.1:%d", tp))
 			uaddr, taddr := fmt.Sprintf("127.0.0.1:%d", up), fmt.Sprintf("127.0.0.1:%d", tp)
+			s.waitFor(t, taddr, func() error {
+				m := new(dns.Msg)
+				m.SetQuestion("example.mote.", dns.TypeSOA)
+				_, _, err := (&dns.Client{Net: "tcp", Timeout: 5 * time.Second}).Exchange(m, taddr)
+				return err
+			})
 
 			for _, proto := range []string{"udp", "tcp"} {
 				cl := &dns.Client{Net: proto, Timeout: 10 * time.Second}
@@ -144,7 +157,7 @@ func TestExampleDNSD(t *testing.T) {
 				m.SetQuestion("example.mote.", dns.TypeA)
 				var r *dns.Msg
 				var err error
-				for try := 0; try < 20; try++ { // UDP may race the server's start
+				for try := 0; try < 20; try++ { // a datagram may be lost: ask again
 					if r, _, err = cl.Exchange(m, addr); err == nil {
 						break
 					}
@@ -158,24 +171,24 @@ func TestExampleDNSD(t *testing.T) {
 					t.Fatalf("miekg %s NXDOMAIN: %v %v", proto, r, err)
 				}
 			}
-			if _, err := exec.LookPath("dig"); err != nil {
-				t.Fatal("dig is missing: run scripts/install-deps")
-			}
-			for _, q := range []struct {
-				args []string
-				want string
-			}{
-				{[]string{"-p", fmt.Sprint(up), "example.mote", "TXT"}, `"served by a Mote unikernel"`},
-				{[]string{"-p", fmt.Sprint(tp), "+tcp", "www.example.mote", "A"}, "192.0.2.10"},
-				{[]string{"-p", fmt.Sprint(up), "example.mote", "MX"}, "10 mail.example.mote."},
-				{[]string{"-p", fmt.Sprint(tp), "+tcp", "example.mote", "AAAA"}, "2001:db8::10"},
-			} {
-				args := append([]string{"@127.0.0.1", "+short", "+time=5", "+tries=3"}, q.args...)
-				dout, err := exec.Command("dig", args...).CombinedOutput()
-				if err != nil || !strings.Contains(string(dout), q.want) {
-					t.Fatalf("dig %v: %v\n%s", q.args, err, dout)
+			t.Run("dig", func(t *testing.T) {
+				needTool(t, "dig", "dnsutils")
+				for _, q := range []struct {
+					args []string
+					want string
+				}{
+					{[]string{"-p", fmt.Sprint(up), "example.mote", "TXT"}, `"served by a Mote unikernel"`},
+					{[]string{"-p", fmt.Sprint(tp), "+tcp", "www.example.mote", "A"}, "192.0.2.10"},
+					{[]string{"-p", fmt.Sprint(up), "example.mote", "MX"}, "10 mail.example.mote."},
+					{[]string{"-p", fmt.Sprint(tp), "+tcp", "example.mote", "AAAA"}, "2001:db8::10"},
+				} {
+					args := append([]string{"@127.0.0.1", "+short", "+time=5", "+tries=3"}, q.args...)
+					dout, err := exec.Command("dig", args...).CombinedOutput()
+					if err != nil || !strings.Contains(string(dout), q.want) {
+						t.Fatalf("dig %v: %v\n%s", q.args, err, dout)
+					}
 				}
-			}
+			})
 			s.stop(t)
 		})
 	}
@@ -201,11 +214,11 @@ func TestExampleTLSD(t *testing.T) {
 			port := freePort(t, "tcp")
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
 			s := start(t, c.args(port)...)
-			s.waitTCP(t, addr)
-			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 20 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			var conn *tls.Conn
+			s.waitFor(t, addr, func() (err error) {
+				conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 20 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+				return err
+			})
 			st := conn.ConnectionState()
 			conn.Close()
 			if st.Version != tls.VersionTLS13 || len(st.PeerCertificates) != 1 || st.PeerCertificates[0].Subject.Organization[0] != "Mote tlsd" {
@@ -314,7 +327,7 @@ func TestExampleStatic(t *testing.T) {
 			port := freePort(t, "tcp")
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
 			s := start(t, c.args(port)...)
-			s.waitTCP(t, addr)
+			s.waitHTTP(t, addr)
 			out, err := exec.Command("curl", "-sS", "--max-time", "20", "http://"+addr+"/docs/data.bin").Output()
 			if err != nil || !bytes.Equal(out, want) {
 				t.Fatalf("curl data.bin: %d bytes, %v (want %d identical bytes)", len(out), err, len(want))
@@ -386,12 +399,12 @@ func kvKillTrials(t *testing.T, target string, trials int) (lost, total int) {
 			args = []string{"run", "-t", target, "--strict", "--block", "kv=" + disk, "--net", "user", "-p", addr + ":8080", image}
 		}
 		s := start(t, args...)
-		s.waitTCP(t, addr)
+		s.waitHTTP(t, addr)
 		// Everything acknowledged so far must be there.
 		for k, v := range acked {
 			resp, err := hc.Get("http://" + addr + "/kv/" + k)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("trial %d: %v\nmote's stderr:\n%s", trial, err, s.stderr)
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

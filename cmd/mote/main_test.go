@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,26 +244,53 @@ func startCmd(t *testing.T, name string, args ...string) *server {
 	return s
 }
 
-// waitTCP waits until addr accepts connections or the server exits.
-func (s *server) waitTCP(t *testing.T, addr string) {
+// waitFor waits until probe succeeds or the server exits. Probes speak the
+// service's protocol: a TCP connect is no sign of life for a port published
+// with --net user, since mote's host-side listener accepts at once and
+// resets the connection if the guest does not answer.
+func (s *server) waitFor(t *testing.T, what string, probe func() error) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute) // the first run builds the package
+	var err error
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:
 			t.Fatalf("server exited early: %v\nstdout:\n%s\nstderr:\n%s", s.cmd.ProcessState, s.stdout, s.stderr)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
+		if err = probe(); err == nil {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s never accepted a connection\nstderr:\n%s", addr, s.stderr)
+	t.Fatalf("%s never answered: %v\nstderr:\n%s", what, err, s.stderr)
 }
 
-// stop sends SIGTERM and expects a clean exit.
+// waitHTTP waits until the HTTP server at addr answers. It asks
+// "OPTIONS *", which net/http answers itself, so the application's handlers
+// never see the probe (httpd counts its requests).
+func (s *server) waitHTTP(t *testing.T, addr string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	s.waitFor(t, addr, func() error {
+		req, err := http.NewRequest(http.MethodOptions, "http://"+addr, nil)
+		if err != nil {
+			return err
+		}
+		req.URL.Opaque = "*"
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("OPTIONS *: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// stop interrupts the server (SIGINT) and expects a clean exit.
 func (s *server) stop(t *testing.T) {
 	t.Helper()
 	s.cmd.Process.Signal(os.Interrupt)
