@@ -51,10 +51,11 @@ type NIC struct {
 	DNS     []string `json:"dns,omitempty"`
 	// Ring, when set, is the guest address of the NIC's frame rings
 	// (ring.go); frames then cross there, FD is the eventfd that tells the
-	// guest the tender wrote, and KickFD the eventfd the guest writes to
-	// wake the tender.
-	Ring   uint64 `json:"ring,omitempty"`
-	KickFD int    `json:"kick_fd,omitempty"`
+	// guest the tender wrote, and Kick the guest address of the NIC's
+	// doorbell: a 4-byte store there wakes the tender's device thread
+	// without a system call.
+	Ring uint64 `json:"ring,omitempty"`
+	Kick uint64 `json:"kick,omitempty"`
 }
 
 // Block is a block device: the descriptor FD (hvt, spt) or the host file
@@ -156,8 +157,8 @@ func (m *Manifest) Validate() error {
 			if n.Ring%4096 != 0 || n.Ring >= 1<<47 {
 				return fmt.Errorf("abi: manifest: nic %q: bad ring address %#x", n.Name, n.Ring)
 			}
-			if err := checkFD(n.Name+" kick", n.KickFD); err != nil {
-				return err
+			if n.Kick == 0 || n.Kick%4 != 0 || n.Kick >= 1<<47 {
+				return fmt.Errorf("abi: manifest: nic %q: bad doorbell address %#x", n.Name, n.Kick)
 			}
 			if n.MTU+18 > RingMaxFrame {
 				return fmt.Errorf("abi: manifest: nic %q: MTU %d does not fit a ring slot", n.Name, n.MTU)

@@ -11,9 +11,10 @@ package abi
 // Notifications are suppressed while the other side is busy: a consumer
 // about to sleep sets its ring's NeedKick word, then checks the ring once
 // more; a producer that finds NeedKick set after publishing clears it and
-// notifies — the tender by writing NIC.NotifyFD (an eventfd the guest
-// reads and polls), the guest by writing NIC.KickFD (an eventfd the
-// tender's device thread polls). A guest that finds its transmit ring full
+// notifies — the tender by writing NIC.FD (an eventfd the guest polls), the
+// guest by a 4-byte store to NIC.Kick, a doorbell that the host kernel
+// turns into a wake-up of the tender's device thread (on hvt a KVM
+// ioeventfd: an exit that never reaches the tender). A guest that finds its transmit ring full
 // retries shortly: the tender drains it as fast as the host takes frames.
 const (
 	RingSlots    = 256

@@ -38,7 +38,8 @@ type result struct {
 	p50, p99      string
 	requests      float64
 	cpuUS         float64 // host CPU per request
-	exitsPerReq   float64 // hvt only
+	exitsPerReq   float64 // hvt only: every exit, the doorbell's included
+	bellPerReq    float64 // exits KVM answered itself (the NIC doorbell)
 	framesPerExit float64
 	closeRPS      float64 // new connection per request
 	note          string
@@ -81,7 +82,7 @@ func main() {
 	for _, r := range rs {
 		exits, frames := "—", "—"
 		if r.exitsPerReq > 0 {
-			exits, frames = fmt.Sprintf("%.2f", r.exitsPerReq), fmt.Sprintf("%.1f", r.framesPerExit)
+			exits, frames = fmt.Sprintf("%.3f (%.3f doorbell)", r.exitsPerReq, r.bellPerReq), fmt.Sprintf("%.1f", r.framesPerExit)
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.3f× | %s | %s | %.0f | %.0f | %s | %s |\n", r.name, r.rps, r.rps/base, r.p50, r.p99, r.cpuUS, r.closeRPS, exits, frames)
 	}
@@ -153,15 +154,19 @@ func runWith(name, addr string, wrkPrefix []string, cmd *exec.Cmd, stop func()) 
 	if m := regexp.MustCompile(`exits: (\d+) system calls, (\d+) exceptions`).FindStringSubmatch(out.String()); m != nil {
 		sc, _ := strconv.Atoi(m[1])
 		ex, _ := strconv.Atoi(m[2])
-		r.exitsPerReq = float64(sc+ex) / r.requests
-		frames := 0
-		for _, m := range regexp.MustCompile(`nic \S+: (\d+) frames to the guest, (\d+) from it`).FindAllStringSubmatch(out.String(), -1) {
+		frames, bell := 0, 0
+		for _, m := range regexp.MustCompile(`nic \S+: (\d+) frames to the guest, (\d+) from it, \d+ dropped, (\d+) doorbell exits`).FindAllStringSubmatch(out.String(), -1) {
 			rx, _ := strconv.Atoi(m[1])
 			tx, _ := strconv.Atoi(m[2])
+			b, _ := strconv.Atoi(m[3])
 			frames += rx + tx
+			bell += b
 		}
-		if sc+ex > 0 {
-			r.framesPerExit = float64(frames) / float64(sc+ex)
+		exits := sc + ex + bell
+		r.exitsPerReq = float64(exits) / r.requests
+		r.bellPerReq = float64(bell) / r.requests
+		if exits > 0 {
+			r.framesPerExit = float64(frames) / float64(exits)
 		}
 	}
 	return r

@@ -468,17 +468,15 @@ func (m *machine) installDevices() (*abi.Manifest, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.FD, d.KickFD, d.Ring = next, next+1, ringBase+uint64(i)*hugeSize
-		for j, h := range []int{dev.notify, dev.kick} {
-			g, err := unix.Dup(h) // the guest may close its copy; the device keeps its own
-			if err != nil {
-				return nil, fmt.Errorf("hvt: nic %s: %w", d.Name, err)
-			}
-			unix.CloseOnExec(g)
-			ft.files[next+j] = &file{kind: fileEventfd, host: g, name: d.Name, readable: true, writable: true}
+		d.FD, d.Ring, d.Kick = next, ringBase+uint64(i)*hugeSize, dev.bell
+		g, err := unix.Dup(dev.notify) // the guest may close its copy; the device keeps its own
+		if err != nil {
+			return nil, fmt.Errorf("hvt: nic %s: %w", d.Name, err)
 		}
+		unix.CloseOnExec(g)
+		ft.files[next] = &file{kind: fileEventfd, host: g, name: d.Name, readable: true, writable: true}
 		man.Net = append(man.Net, d)
-		next += 2
+		next++
 	}
 	for _, b := range m.cfg.Blocks {
 		ss := b.SectorSize

@@ -70,6 +70,7 @@ type machine struct {
 	patched  int    // system-call sites rewritten to call the shim
 
 	doorbellPA uint64 // guest-physical page outside the memory slot
+	kickPA     uint64 // the NICs' doorbells (netdev.go), past doorbellPA; 0 until mapped
 
 	wg       sync.WaitGroup
 	exiting  atomic.Bool
@@ -491,8 +492,9 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	if m.cfg.Stats != nil {
 		m.stats.write(m.cfg.Stats, time.Since(start))
 		for _, d := range m.devs {
-			fmt.Fprintf(m.cfg.Stats, "mote: stats: nic %s: %d frames to the guest, %d from it, %d dropped\n",
-				d.name, d.rxFrames.Load(), d.txFrames.Load(), d.dropped.Load())
+			d.countKicks()
+			fmt.Fprintf(m.cfg.Stats, "mote: stats: nic %s: %d frames to the guest, %d from it, %d dropped, %d doorbell exits (answered by KVM)\n",
+				d.name, d.rxFrames.Load(), d.txFrames.Load(), d.dropped.Load(), d.kicks.Load())
 		}
 	}
 	if m.fatal != nil {

@@ -77,7 +77,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	fd := 3
 	for _, n := range cfg.NICs {
 		d := n.NIC
-		d.FD, d.Ring, d.KickFD = fd, 0, 0
+		d.FD, d.Ring, d.Kick = fd, 0, 0
 		man.Net = append(man.Net, d)
 		extra = append(extra, os.NewFile(uintptr(n.HostFD), d.Name))
 		fd++

@@ -30,6 +30,7 @@ var (
 	kvmCreateVCPU          = io(0x41)
 	kvmSetUserMemoryRegion = iow(0x46, unsafe.Sizeof(userspaceMemoryRegion{}))
 	kvmSetTSSAddr          = io(0x47)
+	kvmIOEventFD           = iow(0x79, unsafe.Sizeof(ioEventFD{}))
 	kvmRun                 = io(0x80)
 	kvmGetRegs             = ior(0x81, unsafe.Sizeof(Regs{}))
 	kvmSetRegs             = iow(0x82, unsafe.Sizeof(Regs{}))

@@ -112,6 +112,16 @@ type userspaceMemoryRegion struct {
 	UserspaceAddr uint64
 }
 
+// ioEventFD is struct kvm_ioeventfd.
+type ioEventFD struct {
+	Datamatch uint64
+	Addr      uint64
+	Len       uint32
+	FD        int32
+	Flags     uint32
+	_         [36]byte
+}
+
 type enableCap struct {
 	Cap   uint32
 	Flags uint32

@@ -20,6 +20,7 @@ func TestLayouts(t *testing.T) {
 		{"kvm_xsave", unsafe.Sizeof(XSAVE{}), 4096},
 		{"kvm_xcrs", unsafe.Sizeof(XCRs{}), 392},
 		{"kvm_userspace_memory_region", unsafe.Sizeof(userspaceMemoryRegion{}), 32},
+		{"kvm_ioeventfd", unsafe.Sizeof(ioEventFD{}), 64},
 		{"kvm_enable_cap", unsafe.Sizeof(enableCap{}), 104},
 		{"kvm_run.kvm_valid_regs offset", unsafe.Offsetof(runHeader{}.ValidRegs), 288},
 		{"kvm_run.s offset", unsafe.Offsetof(runHeader{}.Sync), 304},
