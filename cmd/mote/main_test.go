@@ -303,3 +303,16 @@ func (s *server) stop(t *testing.T) {
 		t.Errorf("server exit status %d\nstderr:\n%s", code, s.stderr)
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]uint64{"32": 32 << 20, "64M": 64 << 20, "1G": 1 << 30, "512MiB": 512 << 20, "65536K": 64 << 20, " 2g ": 2 << 30} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1", "M", "12X", "1.5G"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) accepted", in)
+		}
+	}
+}

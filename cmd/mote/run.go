@@ -74,7 +74,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	var o runOptions
 	fs := newFlags("run", stderr)
 	fs.StringVar(&o.target, "t", "hvt", "target")
-	fs.StringVar(&o.memory, "m", "64M", "guest memory")
+	fs.StringVar(&o.memory, "m", "64M", "guest memory (64M, 1G; a bare number is MiB)")
 	fs.IntVar(&o.cpus, "cpus", 1, "guest CPUs")
 	fs.Var(&o.env, "env", "KEY=VALUE")
 	fs.Var(&o.nets, "net", "user or tap:IFNAME")
@@ -387,10 +387,11 @@ func parseBlock(s string) (name, path string, ro bool, err error) {
 	return name, path, ro, nil
 }
 
-// parseSize reads 64M, 1G, 512MiB, 65536.
+// parseSize reads 64M, 1G, 512MiB, 65536K; a bare number is MiB, as for
+// QEMU's -m and Solo5's --mem.
 func parseSize(s string) (uint64, error) {
 	u := strings.ToUpper(strings.TrimSpace(s))
-	mult := uint64(1)
+	mult := uint64(1 << 20)
 	for _, suf := range []struct {
 		s string
 		m uint64
