@@ -29,6 +29,7 @@ type ringDev struct {
 	notify int    // eventfd the guest waits on (the tender's own descriptor)
 	kick   int    // eventfd KVM signals when the guest rings the doorbell
 	bell   uint64 // the doorbell's guest address
+	bellPA uint64 // and its guest-physical one
 
 	rxFrames, txFrames, dropped, kicks atomic.Uint64
 }
@@ -37,9 +38,12 @@ type ringDev struct {
 // i's at kickPage+8i, on a page that no memory backs. KVM answers a store
 // there itself (an ioeventfd) by signalling the device thread's eventfd;
 // the exit costs a third of one the tender handles, and the tender only
-// learns of it from the eventfd's counter. Any other access to the page
-// reaches the tender as an MMIO exit to memory that is not there, and
-// stops the guest.
+// learns of it from the eventfd's counter. Registering the ioeventfd
+// costs the host kernel several milliseconds (it waits for a grace
+// period), so the device thread does it while the guest starts; until
+// then, and if it fails, the store reaches the tender as an MMIO exit and
+// the tender rings the eventfd itself. Any other access to the page stops
+// the guest.
 const kickPage = ringBase - pageSize
 
 // ringNIC maps NIC i's rings into the guest and prepares its device.
@@ -65,9 +69,7 @@ func (m *machine) ringNIC(i, hostFD int, name string) (*ringDev, error) {
 	}
 	if err == nil {
 		err = m.mapKickPage()
-	}
-	if err == nil {
-		err = m.vm.IOEventFD(m.kickPA+8*uint64(i), d.kick)
+		d.bellPA = m.kickPA + 8*uint64(i)
 	}
 	if err != nil {
 		d.close()
@@ -113,6 +115,7 @@ func (d *ringDev) signal(fd int) {
 // run serves the rings until the machine stops.
 func (d *ringDev) run() {
 	defer d.m.wg.Done()
+	d.m.vm.IOEventFD(d.bellPA, d.kick) // on failure, kicks exit to the tender: slower, not wrong
 	buf := make([]byte, 65536)
 	var idleSince time.Time
 	for {
@@ -155,6 +158,18 @@ func (d *ringDev) run() {
 			d.countKicks()
 		}
 	}
+}
+
+// doorbell answers a store to the doorbell page that reached the tender
+// (see kickPage); it reports whether addr is a doorbell.
+func (m *machine) doorbell(addr uint64) bool {
+	for _, d := range m.devs {
+		if addr == d.bellPA {
+			d.signal(d.kick)
+			return true
+		}
+	}
+	return false
 }
 
 // countKicks takes the doorbell's count of stores (each an exit) from

@@ -174,9 +174,12 @@ func (t *thread) handleExit() bool {
 			return true
 		}
 	case kvm.ExitMMIO:
-		addr, _ := run.MMIO()
+		addr, write := run.MMIO()
 		if addr&^(pageSize-1) == t.m.doorbellPA {
 			return t.syscall(run.Regs().RSP)
+		}
+		if write && t.m.doorbell(addr) {
+			return false
 		}
 		t.crash(fmt.Sprintf("access to guest-physical %#x, which is not memory", addr), nil)
 	case kvm.ExitInternalError:
