@@ -28,7 +28,8 @@ statuses the tender chooses are 125 (could not start), 137 (out of memory),
 
 flags:
   -t TARGET              unix, hvt or spt (default hvt)
-  -m SIZE                guest memory, e.g. 64M, 1G (default 64M; hvt)
+  -m SIZE                guest memory, e.g. 64M, 1G; a bare number is MiB
+                         (default 64M; hvt)
   --cpus N               CPUs the guest sees (default 1; hvt)
   --env KEY=VALUE        add to the program's environment (repeatable)
   --net user|tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP]
