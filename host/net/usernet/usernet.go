@@ -168,6 +168,17 @@ func (n *Network) start() error {
 			return fmt.Errorf("usernet: address %v: %v", a, err)
 		}
 	}
+	// The guest's link address is known: a static entry spares the first
+	// published connection an ARP exchange with a guest that may not be
+	// up yet, whose unanswered request would hold dials until the
+	// resolution timer fires again.
+	gmac, err := net.ParseMAC(n.mac)
+	if err != nil {
+		return fmt.Errorf("usernet: guest MAC %q: %v", n.mac, err)
+	}
+	if err := s.AddStaticNeighbor(1, ipv4.ProtocolNumber, tcpip.AddrFrom4(GuestAddr.As4()), tcpip.LinkAddress(gmac)); err != nil {
+		return fmt.Errorf("usernet: guest neighbour: %v", err)
+	}
 	// Accept and answer for every destination: that is what a NAT does.
 	s.SetPromiscuousMode(1, true)
 	s.SetSpoofing(1, true)
