@@ -8,11 +8,14 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moteos/mote/bench/procstat"
 	"github.com/moteos/mote/bench/report"
 )
 
@@ -29,13 +33,28 @@ var (
 	n       = flag.Int("n", 500, "instances")
 	doc     = flag.String("doc", "docs/benchmarks.md", "the page to update")
 	idleFor = flag.Duration("idle", 60*time.Second, "how long to measure idle CPU")
+	settle  = flag.Duration("settle", 30*time.Second, "how long to wait after the last start before measuring")
+	results = flag.String("results", "docs/results/density.json", "where to write the results as JSON")
 )
+
+// Result is what bench/summary reads.
+type Result struct {
+	Date           string
+	Instances      int
+	Answering      int64
+	StartSeconds   float64 // all started and answering after
+	StartsPerSec   float64
+	MemAvailMiB    float64 // MemAvailable drop per instance
+	PSSMiB         float64 // per instance (median)
+	IdleCPU        float64 // % of one core, all instances together (their own threads)
+	MachineIdleCPU float64 // % of the machine's cores busy over the same period (everything)
+}
 
 const basePort = 21000
 
 func main() {
 	flag.Parse()
-	before := memAvailable()
+	before := procstat.MemAvailableKiB()
 	start := time.Now()
 	cmds := make([]*exec.Cmd, *n)
 	for i := range cmds {
@@ -78,33 +97,48 @@ func main() {
 	}
 	wg.Wait()
 	ready := time.Since(start)
-	time.Sleep(5 * time.Second) // let start-up work settle
-	after := memAvailable()
+	time.Sleep(*settle) // let start-up work and the first collections pass
+	after := procstat.MemAvailableKiB()
+	var pss []float64
+	var cpu0 int64
+	for _, c := range cmds {
+		_, p := procstat.Memory(c.Process.Pid)
+		pss = append(pss, p/1024)
+		cpu0 += procstat.CPUNanos(c.Process.Pid)
+	}
 	busy := cpuBusy(*idleFor)
+	var cpu1 int64
+	for _, c := range cmds {
+		cpu1 += procstat.CPUNanos(c.Process.Pid)
+	}
+	sort.Float64s(pss)
+	r := Result{
+		Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Instances: len(cmds), Answering: answered.Load(),
+		StartSeconds: ready.Seconds(), StartsPerSec: float64(answered.Load()) / ready.Seconds(),
+		MemAvailMiB: (before - after) / 1024 / float64(len(cmds)), PSSMiB: pss[len(pss)/2],
+		IdleCPU: 100 * float64(cpu1-cpu0) / float64(idleFor.Nanoseconds()), MachineIdleCPU: busy,
+	}
+	raw, _ := json.MarshalIndent(r, "", "  ")
+	os.MkdirAll(filepath.Dir(*results), 0o755)
+	if err := os.WriteFile(*results, append(raw, '\n'), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s: %d httpd unikernels (hvt, 32 MiB guest each, user networking with a published port each), started at once.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), len(cmds))
+	fmt.Fprintf(&b, "Measured %s: %d httpd unikernels (hvt, 32 MiB guest each, user networking with a published port each), started at once; measured %v after the last answered.\n\n", r.Date, len(cmds), *settle)
 	fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
-	fmt.Fprintf(&b, "| instances answering a request | %d of %d |\n", answered.Load(), len(cmds))
-	fmt.Fprintf(&b, "| all started and answering after | %.1f s (%.1f instances/s, on 2 cores) |\n", ready.Seconds(), float64(answered.Load())/ready.Seconds())
-	fmt.Fprintf(&b, "| MemAvailable drop per instance | %.1f MiB |\n", float64(before-after)/1024/float64(len(cmds)))
-	fmt.Fprintf(&b, "| CPU of all of them while idle, over %v | %.1f%% of the machine's 2 cores |\n\n", *idleFor, busy)
+	fmt.Fprintf(&b, "| instances answering a request | %d of %d |\n", r.Answering, r.Instances)
+	fmt.Fprintf(&b, "| all started and answering after | %.1f s (%.1f instances/s, on 2 cores) |\n", r.StartSeconds, r.StartsPerSec)
+	fmt.Fprintf(&b, "| MemAvailable drop per instance | %.1f MiB |\n", r.MemAvailMiB)
+	fmt.Fprintf(&b, "| PSS per instance (median) | %.1f MiB |\n", r.PSSMiB)
+	fmt.Fprintf(&b, "| CPU of all of them while idle, over %v (their threads, schedstat) | %.2f%% of one core (%.4f%% each) |\n", *idleFor, r.IdleCPU, r.IdleCPU/float64(r.Instances))
+	fmt.Fprintf(&b, "| the machine's busy share over the same period (everything running) | %.1f%% of 2 cores |\n\n", r.MachineIdleCPU)
 	if err := report.Splice(*doc, "density", b.String()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	fmt.Print(b.String())
-}
-
-func memAvailable() int64 {
-	b, _ := os.ReadFile("/proc/meminfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "MemAvailable:") {
-			v, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return v
-		}
-	}
-	return 0
 }
 
 // cpuBusy is the machine's busy share over d, in percent.

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,7 +41,7 @@ func main() {
 	g := func(name string) string { return filepath.Join(*dir, name) }
 
 	w("Measured %s on %s. Every timing is the median of %d runs, with min and max; ratios are against the native process measured in the same run.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), *n)
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), report.Machine(), *n)
 
 	// Start to exit.
 	w("### Start to exit\n\n")
@@ -274,32 +273,4 @@ func kib(path, key string) float64 {
 		}
 	}
 	return 0
-}
-
-func machine() string {
-	model := "?"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "model name") {
-				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
-				break
-			}
-		}
-	}
-	var u syscall.Utsname
-	syscall.Uname(&u)
-	rel := strings.TrimRight(string(bytesOf(u.Release[:])), "\x00")
-	kvm := "KVM"
-	if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
-		kvm = "kvm-pvm (nested, software-assisted)"
-	}
-	return fmt.Sprintf("%d× %s, Linux %s, %s, %s", runtime.NumCPU(), model, rel, kvm, runtime.Version())
-}
-
-func bytesOf(a []int8) []byte {
-	b := make([]byte, len(a))
-	for i, c := range a {
-		b[i] = byte(c)
-	}
-	return b
 }

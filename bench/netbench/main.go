@@ -11,10 +11,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/moteos/mote/bench/chart"
 	"github.com/moteos/mote/bench/report"
+	"github.com/moteos/mote/bench/runsc"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,7 +31,20 @@ var (
 	image    = flag.String("image", "", "examples/httpd built for hvt")
 	doc      = flag.String("doc", "docs/benchmarks.md", "the page to update")
 	duration = flag.Duration("d", 10*time.Second, "wrk duration per run")
+	results  = flag.String("results", "docs/results/net.json", "where to write the results as JSON")
+	img      = flag.String("img", "docs/img", "where to write the chart")
 )
+
+// Row is one server's figures, as bench/summary reads them.
+type Row struct {
+	Name        string
+	Mote        bool
+	RPS         float64 // keep-alive
+	P99         string
+	CPUMicros   float64 // host CPU per request
+	ExitsPerReq float64 // hvt only
+	CloseRPS    float64 // a new connection per request
+}
 
 const path = "/style.css" // a small fixed page (101 bytes)
 
@@ -58,7 +74,7 @@ func main() {
 		exec.Command(*moteBin, "run", "-t", "spt", "--net", "user", "-p", "127.0.0.1:18094:8080", *image)))
 	if os.Geteuid() == 0 {
 		rs = append(rs, runTap("hvt"), runTap("spt"))
-		if _, err := exec.LookPath("runsc"); err == nil {
+		if runsc.Available() {
 			rs = append(rs, runRunsc("127.0.0.1:18095"))
 		}
 	}
@@ -73,6 +89,10 @@ func main() {
 			}
 		}
 	}
+	if err := record(rs); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	rss, pss := idleRSS()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s. `wrk -t2 -c32 -d%v --latency` on `%s` of examples/httpd (keep-alive), then the same with `Connection: close` (a new connection per request); wrk runs on the same 2 cores as the server. CPU is the server's host CPU (mote, the tender's threads and the guest's vCPUs) divided by the requests served.\n\n",
@@ -86,6 +106,7 @@ func main() {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.3f× | %s | %s | %.0f | %.0f | %s | %s |\n", r.name, r.rps, r.rps/base, r.p50, r.p99, r.cpuUS, r.closeRPS, exits, frames)
 	}
+	fmt.Fprintf(&b, "\n![HTTP requests per second](img/net-rps.png)\n")
 	fmt.Fprintf(&b, "\nIdle httpd unikernel (64 MiB guest, user networking), 1 s after serving one request: host RSS %.1f MiB, PSS %.1f MiB (the image's pages are the host's page cache, shared between instances).\n", rss, pss)
 	if len(vsGVisor) > 0 {
 		fmt.Fprintf(&b, "\nAgainst gVisor measured in the same run: %s.\n", strings.Join(vsGVisor, "; "))
@@ -101,6 +122,27 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Print(b.String())
+}
+
+// record writes the rows as JSON and draws the req/s chart.
+func record(rs []result) error {
+	var rows []Row
+	var bars []chart.Bar
+	for _, r := range rs {
+		mote := strings.HasPrefix(r.name, "mote")
+		rows = append(rows, Row{r.name, mote, r.rps, r.p99, r.cpuUS, r.exitsPerReq, r.closeRPS})
+		bars = append(bars, chart.Bar{Label: r.name, Value: r.rps, Mote: mote})
+	}
+	raw, _ := json.MarshalIndent(struct {
+		Date string
+		Rows []Row
+	}{time.Now().UTC().Format("2006-01-02 15:04 MST"), rows}, "", "  ")
+	os.MkdirAll(filepath.Dir(*results), 0o755)
+	if err := os.WriteFile(*results, append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	os.MkdirAll(*img, 0o755)
+	return chart.Bars(filepath.Join(*img, "net-rps.png"), "HTTP requests per second (wrk -c32, keep-alive; this machine)", "req/s", false, bars)
 }
 
 func run(name, addr string, wrkPrefix []string, cmd *exec.Cmd) result {
@@ -276,42 +318,13 @@ func kib(path, key string) float64 {
 	return 0
 }
 
-// runRunsc serves the same static binary under gVisor's runsc (ptrace
-// platform, host network: what works on this machine, DESIGN.md §6), from
-// a minimal OCI bundle whose root file system is the binary alone.
+// runRunsc serves the same static binary under gVisor's runsc.
 func runRunsc(addr string) result {
 	name := "gVisor runsc (ptrace, --network=host)"
-	dir, err := os.MkdirTemp("", "mote-runsc-")
+	c, err := runsc.New(*image, "-addr", addr)
 	if err != nil {
 		return result{name: name, note: err.Error()}
 	}
-	defer os.RemoveAll(dir)
-	os.MkdirAll(dir+"/rootfs", 0o755)
-	bin, _ := os.ReadFile(*image)
-	os.WriteFile(dir+"/rootfs/httpd", bin, 0o755)
-	if out, err := exec.Command("runsc", "spec", "-bundle", dir, "--", "/httpd", "-addr", addr).CombinedOutput(); err != nil {
-		return result{name: name, note: "runsc spec: " + string(out)}
-	}
-	var spec map[string]any
-	raw, _ := os.ReadFile(dir + "/config.json")
-	json.Unmarshal(raw, &spec)
-	spec["process"].(map[string]any)["terminal"] = false
-	spec["root"] = map[string]any{"path": "rootfs", "readonly": true}
-	linux := spec["linux"].(map[string]any)
-	var ns []any
-	for _, n := range linux["namespaces"].([]any) {
-		if n.(map[string]any)["type"] != "network" {
-			ns = append(ns, n) // the host's network namespace
-		}
-	}
-	linux["namespaces"] = ns
-	raw, _ = json.Marshal(spec)
-	os.WriteFile(dir+"/config.json", raw, 0o644)
-	id := fmt.Sprintf("mote-bench-%d", os.Getpid())
-	defer func() {
-		exec.Command("runsc", "kill", id, "KILL").Run()
-		exec.Command("runsc", "delete", "-force", id).Run()
-	}()
-	cmd := exec.Command("runsc", "--ignore-cgroups", "--network=host", "--platform=ptrace", "run", "-bundle", dir, id)
-	return runStop(name, addr, cmd, func() { exec.Command("runsc", "kill", id, "TERM").Run() })
+	defer c.Remove()
+	return runStop(name, addr, c.Command(), c.Stop)
 }

@@ -6,7 +6,10 @@ package report
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Splice replaces suite name's section of the page at path with body.
@@ -22,4 +25,25 @@ func Splice(path, name, body string) error {
 		return fmt.Errorf("%s: markers %s … %s not found", path, begin, end)
 	}
 	return os.WriteFile(path, []byte(s[:i+len(begin)]+"\n"+body+s[j:]), 0o644)
+}
+
+// Machine describes this machine for a results page: CPUs, kernel, the
+// kind of KVM, Go.
+func Machine() string {
+	model := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	var u unix.Utsname
+	unix.Uname(&u)
+	kvm := "KVM"
+	if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
+		kvm = "kvm-pvm (nested, software-assisted)"
+	}
+	return fmt.Sprintf("%d× %s, Linux %s, %s, %s", runtime.NumCPU(), model, unix.ByteSliceToString(u.Release[:]), kvm, runtime.Version())
 }

@@ -1,0 +1,468 @@
+// Command peers measures the same programs run each way a user could run
+// them — a plain process, Mote's unix, spt and hvt targets, gVisor's runsc
+// and a minimal Linux microVM — in one run on one machine: artifact size,
+// start to first output, start to first HTTP answer, host memory and CPU of
+// an idle instance, and the smallest guest RAM that serves. It writes the
+// peers section of docs/benchmarks.md, its charts and a JSON record that
+// bench/summary reads. bench/run builds what it needs and calls it.
+//
+//	peers -mote PATH -dir BUILD_DIR [-n 10] [-instances 10]
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moteos/mote/bench/chart"
+	"github.com/moteos/mote/bench/procstat"
+	"github.com/moteos/mote/bench/report"
+	"github.com/moteos/mote/bench/runsc"
+)
+
+var (
+	moteBin   = flag.String("mote", "", "the mote binary")
+	dir       = flag.String("dir", "", "build directory: hello.plain, httpd.native (static host builds), hello.hvt, httpd.hvt (images)")
+	doc       = flag.String("doc", "docs/benchmarks.md", "the page to update")
+	results   = flag.String("results", "docs/results/peers.json", "where to write the results as JSON")
+	img       = flag.String("img", "docs/img", "where to write the charts")
+	n         = flag.Int("n", 10, "runs per start-up timing")
+	instances = flag.Int("instances", 10, "idle instances measured together for memory and CPU")
+	idleFor   = flag.Duration("idle", 30*time.Second, "how long idle CPU is measured")
+)
+
+// A way of running the programs.
+type way struct {
+	name string
+	mote bool
+	// hello and httpd return the command that runs the program (httpd on
+	// 127.0.0.1:port) and a function that stops and cleans up after it.
+	hello    func() (*exec.Cmd, func())
+	httpd    func(port int) (*exec.Cmd, func())
+	artifact func() (bytes int64, what string)
+	// withRAM, when set, runs httpd in a guest of mib MiB.
+	withRAM func(port, mib int) (*exec.Cmd, func())
+	minRAM  int // the smallest size it accepts
+}
+
+// Summary is the median, minimum and maximum of a timing, in ms.
+type Summary struct {
+	Median, Min, Max float64
+	N                int
+}
+
+// Result is what was measured of one way.
+type Result struct {
+	Name          string
+	Mote          bool
+	ArtifactBytes int64
+	Artifact      string
+	FirstOutput   Summary // ms, hello
+	FirstHTTP     Summary // ms, httpd
+	RSSMiB        float64 // per idle httpd instance (median), process tree
+	PSSMiB        float64
+	MemAvailMiB   float64 // drop in MemAvailable per instance
+	IdleCPU       float64 // % of one core per idle instance
+	MinRAMMiB     int     // smallest guest RAM that serves; 0: not a guest
+	Notes         []string
+}
+
+func main() {
+	flag.Parse()
+	if *moteBin == "" || *dir == "" {
+		flag.Usage()
+		os.Exit(2)
+	}
+	var rs []Result
+	for _, w := range ways() {
+		fmt.Fprintf(os.Stderr, "peers: %s\n", w.name)
+		rs = append(rs, measure(w))
+	}
+	if err := write(rs); err != nil {
+		fmt.Fprintln(os.Stderr, "peers:", err)
+		os.Exit(1)
+	}
+}
+
+func g(name string) string { return filepath.Join(*dir, name) }
+
+func size(paths ...string) int64 {
+	var n int64
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
+}
+
+func plain(args ...string) func() (*exec.Cmd, func()) {
+	return func() (*exec.Cmd, func()) { return exec.Command(args[0], args[1:]...), func() {} }
+}
+
+func ways() []way {
+	ws := []way{
+		{
+			name:  "native process",
+			hello: plain(g("hello.plain")),
+			httpd: func(port int) (*exec.Cmd, func()) {
+				return stopBySignal(exec.Command(g("httpd.native"), "-addr", addr(port)))
+			},
+			artifact: func() (int64, string) { return size(g("httpd.native")), "static binary" },
+		},
+		{
+			name: "mote -t unix", mote: true,
+			hello: plain(*moteBin, "run", "-t", "unix", g("hello.plain")),
+			httpd: func(port int) (*exec.Cmd, func()) {
+				return stopBySignal(exec.Command(*moteBin, "run", "-t", "unix", g("httpd.native"), "--", "-addr", addr(port)))
+			},
+			artifact: func() (int64, string) { return size(g("httpd.native")), "static binary" },
+		},
+		{
+			name: "mote -t spt", mote: true,
+			hello: plain(*moteBin, "run", "-t", "spt", g("hello.hvt")),
+			httpd: func(port int) (*exec.Cmd, func()) {
+				return stopBySignal(exec.Command(*moteBin, "run", "-t", "spt", "--net", "user", "-p", addr(port)+":8080", g("httpd.hvt")))
+			},
+			artifact: func() (int64, string) { return size(g("httpd.hvt")), "image" },
+		},
+		{
+			name: "mote -t hvt", mote: true,
+			hello: plain(*moteBin, "run", g("hello.hvt")),
+			httpd: func(port int) (*exec.Cmd, func()) {
+				return stopBySignal(exec.Command(*moteBin, "run", "--net", "user", "-p", addr(port)+":8080", g("httpd.hvt")))
+			},
+			withRAM: func(port, mib int) (*exec.Cmd, func()) {
+				return stopBySignal(exec.Command(*moteBin, "run", "-m", fmt.Sprint(mib), "--net", "user", "-p", addr(port)+":8080", g("httpd.hvt")))
+			},
+			minRAM:   16,
+			artifact: func() (int64, string) { return size(g("httpd.hvt")), "image" },
+		},
+	}
+	if runsc.Available() {
+		ws = append(ws, way{
+			name:     "gVisor runsc (ptrace)",
+			hello:    inRunsc(g("hello.plain")),
+			httpd:    func(port int) (*exec.Cmd, func()) { return inRunsc(g("httpd.native"), "-addr", addr(port))() },
+			artifact: func() (int64, string) { return size(g("httpd.native")), "static binary in an OCI bundle" },
+		})
+	}
+	return ws
+}
+
+func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// stopBySignal stops a command with SIGTERM, then SIGKILL.
+func stopBySignal(cmd *exec.Cmd) (*exec.Cmd, func()) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, func() {
+		if cmd.Process == nil {
+			return
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+}
+
+func inRunsc(bin string, args ...string) func() (*exec.Cmd, func()) {
+	return func() (*exec.Cmd, func()) {
+		c, err := runsc.New(bin, args...)
+		if err != nil {
+			return exec.Command("false"), func() {}
+		}
+		cmd := c.Command()
+		return cmd, func() {
+			c.Stop()
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+			}
+			c.Remove()
+		}
+	}
+}
+
+func measure(w way) Result {
+	r := Result{Name: w.name, Mote: w.mote}
+	r.ArtifactBytes, r.Artifact = w.artifact()
+	r.FirstOutput = timings(*n, func() (time.Duration, error) { return firstOutput(w) })
+	r.FirstHTTP = timings(*n, func() (time.Duration, error) { return firstHTTP(w.httpd, 60*time.Second) })
+	idle(w, &r)
+	if w.withRAM != nil {
+		r.MinRAMMiB = smallestRAM(w)
+	}
+	return r
+}
+
+func timings(n int, f func() (time.Duration, error)) Summary {
+	var ds []float64
+	for i := 0; i < n; i++ {
+		d, err := f()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "peers:", err)
+			continue
+		}
+		ds = append(ds, float64(d.Microseconds())/1e3)
+	}
+	if len(ds) == 0 {
+		return Summary{}
+	}
+	sort.Float64s(ds)
+	return Summary{Median: median(ds), Min: ds[0], Max: ds[len(ds)-1], N: len(ds)}
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// firstOutput times hello from the start of the command to its first line
+// of output, then lets it finish.
+func firstOutput(w way) (time.Duration, error) {
+	cmd, cleanup := w.hello()
+	defer cleanup()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	line := make(chan error, 1)
+	go func() {
+		_, err := bufio.NewReader(out).ReadString('\n')
+		line <- err
+		io.Copy(io.Discard, out)
+	}()
+	var d time.Duration
+	select {
+	case err = <-line:
+		d = time.Since(start)
+	case <-time.After(60 * time.Second):
+		err = fmt.Errorf("%s: hello printed nothing in 60 s", w.name)
+		cmd.Process.Kill()
+	}
+	cmd.Wait()
+	return d, err
+}
+
+// firstHTTP times httpd from the start of the command to its first
+// answer; a published port accepts connections before the guest serves,
+// so only an HTTP answer counts.
+func firstHTTP(run func(int) (*exec.Cmd, func()), limit time.Duration) (time.Duration, error) {
+	port, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	cmd, stop := run(port)
+	defer stop()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	if !answers(port, limit) {
+		return 0, fmt.Errorf("%s: no HTTP answer in %v", cmd.Path, limit)
+	}
+	return time.Since(start), nil
+}
+
+var client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// answers polls GET / every millisecond until it is answered.
+func answers(port int, limit time.Duration) bool {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		resp, err := client.Get("http://" + addr(port) + "/")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// idle starts several httpd instances, has each answer a request, lets
+// them settle, and reads their memory and then their CPU over idleFor.
+func idle(w way, r *Result) {
+	before := procstat.MemAvailableKiB()
+	type inst struct {
+		cmd  *exec.Cmd
+		stop func()
+	}
+	var is []inst
+	defer func() {
+		for _, i := range is {
+			i.stop()
+		}
+	}()
+	for k := 0; k < *instances; k++ {
+		port, err := freePort()
+		if err != nil {
+			r.Notes = append(r.Notes, err.Error())
+			return
+		}
+		cmd, stop := w.httpd(port)
+		if err := cmd.Start(); err != nil {
+			r.Notes = append(r.Notes, err.Error())
+			return
+		}
+		is = append(is, inst{cmd, stop})
+		if !answers(port, 2*time.Minute) {
+			r.Notes = append(r.Notes, fmt.Sprintf("idle instance %d never answered", k))
+			return
+		}
+	}
+	time.Sleep(3 * time.Second)
+	after := procstat.MemAvailableKiB()
+	var rss, pss []float64
+	var cpu0 int64
+	for _, i := range is {
+		a, b := procstat.Memory(i.cmd.Process.Pid)
+		rss, pss = append(rss, a/1024), append(pss, b/1024)
+		cpu0 += procstat.CPUNanos(i.cmd.Process.Pid)
+	}
+	time.Sleep(*idleFor)
+	var cpu1 int64
+	for _, i := range is {
+		cpu1 += procstat.CPUNanos(i.cmd.Process.Pid)
+	}
+	r.RSSMiB, r.PSSMiB = median(rss), median(pss)
+	r.MemAvailMiB = (before - after) / 1024 / float64(len(is))
+	r.IdleCPU = 100 * float64(cpu1-cpu0) / float64(idleFor.Nanoseconds()) / float64(len(is))
+}
+
+// smallestRAM bisects the smallest guest RAM, in MiB, in which httpd
+// answers a request.
+func smallestRAM(w way) int {
+	serves := func(mib int) bool {
+		_, err := firstHTTP(func(port int) (*exec.Cmd, func()) { return w.withRAM(port, mib) }, 30*time.Second)
+		return err == nil
+	}
+	lo, hi := w.minRAM, 64 // hi serves (the default)
+	if !serves(hi) {
+		return 0
+	}
+	if serves(lo) {
+		return lo
+	}
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if serves(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
+}
+
+func write(rs []Result) error {
+	if err := os.MkdirAll(filepath.Dir(*results), 0o755); err != nil {
+		return err
+	}
+	raw, _ := json.MarshalIndent(struct {
+		Date    string
+		Machine string
+		Results []Result
+	}{time.Now().UTC().Format("2006-01-02 15:04 MST"), report.Machine(), rs}, "", "  ")
+	if err := os.WriteFile(*results, append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := charts(rs); err != nil {
+		return err
+	}
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("Measured %s on %s. Start-up timings are the median of %d cold runs (a new process, VM or sandbox each time; no snapshot), with min and max; memory and idle CPU are of %d idle httpd instances running together, each after answering one request; ratios are against the native process measured in the same run.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), report.Machine(), *n, *instances)
+	w("| way | httpd artifact | hello: first output | vs native | httpd: first answer | vs native | RSS | PSS | MemAvailable drop | idle CPU (of a core) | smallest RAM |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	base := rs[0]
+	for _, r := range rs {
+		minRAM := "—"
+		if r.MinRAMMiB > 0 {
+			minRAM = fmt.Sprintf("%d MiB", r.MinRAMMiB)
+		}
+		w("| %s | %.1f MB (%s) | %s | %s | %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.3f%% | %s |\n",
+			r.Name, float64(r.ArtifactBytes)/1e6, r.Artifact, span(r.FirstOutput), ratio(r.FirstOutput, base.FirstOutput),
+			span(r.FirstHTTP), ratio(r.FirstHTTP, base.FirstHTTP), r.RSSMiB, r.PSSMiB, r.MemAvailMiB, r.IdleCPU, minRAM)
+	}
+	w("\n![First HTTP answer](img/peers-first-http.png)\n\n![Memory per idle instance](img/peers-memory.png)\n\n")
+	for _, r := range rs {
+		for _, note := range r.Notes {
+			w("%s: %s\n\n", r.Name, note)
+		}
+	}
+	return report.Splice(*doc, "peers", b.String())
+}
+
+func span(s Summary) string {
+	if s.N == 0 {
+		return "failed"
+	}
+	return fmt.Sprintf("%s (%s–%s)", ms(s.Median), ms(s.Min), ms(s.Max))
+}
+
+func ms(v float64) string {
+	if v >= 1000 {
+		return fmt.Sprintf("%.2f s", v/1000)
+	}
+	return fmt.Sprintf("%.1f ms", v)
+}
+
+func ratio(s, base Summary) string {
+	if s.N == 0 || base.N == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f×", s.Median/base.Median)
+}
+
+func charts(rs []Result) error {
+	if err := os.MkdirAll(*img, 0o755); err != nil {
+		return err
+	}
+	var first, mem []chart.Bar
+	for _, r := range rs {
+		first = append(first, chart.Bar{Label: r.Name, Value: r.FirstHTTP.Median, Mote: r.Mote})
+		mem = append(mem, chart.Bar{Label: r.Name, Value: r.PSSMiB, Mote: r.Mote})
+	}
+	if err := chart.Bars(filepath.Join(*img, "peers-first-http.png"), "Start to first HTTP answer (median, this machine)", "ms, log scale", true, first); err != nil {
+		return err
+	}
+	return chart.Bars(filepath.Join(*img, "peers-memory.png"), "Host memory per idle httpd instance (PSS)", "MiB", false, mem)
+}
