@@ -30,7 +30,8 @@ flags:
   -t TARGET              unix, hvt or spt (default hvt)
   -m SIZE                guest memory, e.g. 64M, 1G; a bare number is MiB
                          (default 64M; hvt)
-  --cpus N               CPUs the guest sees (default 1; hvt)
+  --cpus N               CPUs the guest runs on (default 1; on spt it sets
+                         GOMAXPROCS, without pinning)
   --env KEY=VALUE        add to the program's environment (repeatable)
   --net user|tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP]
                          add a network interface (repeatable; hvt). user needs
@@ -215,7 +216,7 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	if o.stats || o.trace {
 		fmt.Fprintln(stderr, "mote: --stats and --trace are for hvt; spt guests make ordinary system calls")
 	}
-	cfg := spt.Config{Image: image, Args: args, Env: o.env, Memory: mem, Strict: o.strict, Stdout: stdout, Stderr: stderr}
+	cfg := spt.Config{Image: image, Args: args, Env: o.env, Memory: mem, CPUs: o.cpus, Strict: o.strict, Stdout: stdout, Stderr: stderr}
 	devs, status, err := o.devices()
 	if err != nil {
 		return status, err
