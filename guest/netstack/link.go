@@ -1,13 +1,15 @@
 package netstack
 
 import (
-	"context"
 	"errors"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -15,23 +17,39 @@ import (
 // ethHeader is the Ethernet header size; a frame also may carry one VLAN tag.
 const ethHeader = 14
 
-// nic moves frames between a NIC descriptor and the stack: one goroutine
-// reads frames and injects them, another writes what the stack sends. The
-// descriptor is non-blocking and parked in Go's netpoller, so an idle NIC
-// costs no CPU.
+// link is a NIC as the stack sees it: gVisor's channel endpoint for the
+// inbound side and the endpoint's plumbing, but outbound frames go straight
+// to the device from the goroutine that sends them, with no queue and no
+// goroutine hand-off per frame (which costs a wake-up, and on hvt an exit
+// when the other goroutine's thread sleeps).
+type link struct {
+	*channel.Endpoint
+	send func([]*stack.PacketBuffer) // sends every frame or drops and counts it
+}
+
+// WritePackets implements stack.LinkEndpoint. The stack keeps its
+// references to the packets.
+func (l *link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	l.send(pkts.AsSlice())
+	return pkts.Len(), nil
+}
+
+// nic moves frames between a NIC descriptor and the stack: a goroutine
+// reads frames and injects them, and senders write theirs (send). The
+// descriptor is non-blocking and reads park in Go's netpoller, so an idle
+// NIC costs no CPU.
 type nic struct {
 	name string
+	fd   int
 	f    *os.File
 	ch   *channel.Endpoint
 	mtu  int
 
+	mu    sync.Mutex // serializes senders, which share frame
+	frame []byte
+
 	rxFrames, txFrames   atomic.Uint64
 	rxDropped, txDropped atomic.Uint64
-}
-
-func (n *nic) start(ctx context.Context) {
-	go n.readLoop()
-	go n.writeLoop(ctx)
 }
 
 func (n *nic) readLoop() {
@@ -56,23 +74,20 @@ func (n *nic) readLoop() {
 	}
 }
 
-func (n *nic) writeLoop(ctx context.Context) {
-	frame := make([]byte, 0, n.mtu+ethHeader+4)
-	for {
-		pkt := n.ch.ReadContext(ctx)
-		if pkt == nil {
-			return
-		}
-		frame = frame[:0]
+// send writes each frame with one system call from the goroutine that
+// sends, in the netpoller's non-blocking mode: a frame the device cannot
+// take now (EAGAIN) is dropped and counted, as a NIC with a full queue
+// does, and TCP sends it again.
+func (n *nic) send(pkts []*stack.PacketBuffer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, pkt := range pkts {
+		n.frame = n.frame[:0]
 		for _, s := range pkt.AsSlices() {
-			frame = append(frame, s...)
+			n.frame = append(n.frame, s...)
 		}
-		pkt.DecRef()
-		if _, err := n.f.Write(frame); err != nil {
+		if _, err := syscall.Write(n.fd, n.frame); err != nil {
 			n.txDropped.Add(1)
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
 			continue
 		}
 		n.txFrames.Add(1)

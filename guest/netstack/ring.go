@@ -1,10 +1,10 @@
 package netstack
 
 import (
-	"context"
 	"encoding/binary"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,6 +29,7 @@ type ringNIC struct {
 	kick   *uint32 // the doorbell: a store wakes the tender's device thread
 	ch     *channel.Endpoint
 	mtu    int
+	mu     sync.Mutex // serializes senders: the transmit ring has one producer
 
 	rxFrames, txFrames, rxDropped, txDropped atomic.Uint64
 }
@@ -76,11 +77,6 @@ func fixed(addr uint64) unsafe.Pointer {
 func ring(bell *uint32) { *bell = 1 }
 
 func (r *ringNIC) word(off int) *uint32 { return (*uint32)(unsafe.Pointer(&r.ring[off])) }
-
-func (r *ringNIC) start(ctx context.Context) {
-	go r.readLoop()
-	go r.writeLoop(ctx)
-}
 
 func (r *ringNIC) readLoop() {
 	tail := atomic.LoadUint32(r.word(abi.RingRxTail))
@@ -132,37 +128,57 @@ func (r *ringNIC) readLoop() {
 	}
 }
 
-func (r *ringNIC) writeLoop(ctx context.Context) {
+// send queues frames on the transmit ring from the goroutine that sends,
+// then kicks the tender once if its device thread sleeps. A full ring
+// waits briefly for the device thread, which drains it as fast as the host
+// takes frames; if it stays full the frame is dropped and counted, and TCP
+// sends it again.
+func (r *ringNIC) send(pkts []*stack.PacketBuffer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	head := atomic.LoadUint32(r.word(abi.RingTxHead))
-	for {
-		pkt := r.ch.ReadContext(ctx)
-		if pkt == nil {
-			return
+	for _, pkt := range pkts {
+		if !r.room(head) {
+			r.txDropped.Add(1)
+			continue
 		}
-		// Queue this frame and any others already waiting, then kick once.
-		for pkt != nil {
-			for head-atomic.LoadUint32(r.word(abi.RingTxTail)) >= abi.RingSlots {
-				time.Sleep(20 * time.Microsecond) // full: the tender is draining it
+		slot := r.ring[abi.RingTx+int(head%abi.RingSlots)*abi.RingSlotSize:][:abi.RingSlotSize]
+		n := 0
+		for _, s := range pkt.AsSlices() {
+			if n+len(s) > abi.RingMaxFrame {
+				n = abi.RingMaxFrame + 1
+				break
 			}
-			slot := r.ring[abi.RingTx+int(head%abi.RingSlots)*abi.RingSlotSize:][:abi.RingSlotSize]
-			n := 0
-			for _, s := range pkt.AsSlices() {
-				n += copy(slot[abi.RingSlotData+n:], s)
-			}
-			pkt.DecRef()
-			if n > abi.RingMaxFrame {
-				r.txDropped.Add(1)
-			} else {
-				binary.LittleEndian.PutUint32(slot, uint32(n))
-				head++
-				atomic.StoreUint32(r.word(abi.RingTxHead), head)
-				r.txFrames.Add(1)
-			}
-			pkt = r.ch.Read()
+			n += copy(slot[abi.RingSlotData+n:], s)
 		}
-		if atomic.LoadUint32(r.word(abi.RingTxNeedKick)) != 0 {
-			atomic.StoreUint32(r.word(abi.RingTxNeedKick), 0)
-			ring(r.kick)
+		if n > abi.RingMaxFrame {
+			r.txDropped.Add(1)
+			continue
 		}
+		binary.LittleEndian.PutUint32(slot, uint32(n))
+		head++
+		atomic.StoreUint32(r.word(abi.RingTxHead), head)
+		r.txFrames.Add(1)
+	}
+	r.kickIfAsleep()
+}
+
+// room reports whether the transmit ring has a free slot at head, waiting
+// up to a millisecond for one.
+func (r *ringNIC) room(head uint32) bool {
+	for i := 0; head-atomic.LoadUint32(r.word(abi.RingTxTail)) >= abi.RingSlots; i++ {
+		if i == 50 {
+			return false
+		}
+		r.kickIfAsleep()
+		time.Sleep(20 * time.Microsecond)
+	}
+	return true
+}
+
+func (r *ringNIC) kickIfAsleep() {
+	if atomic.LoadUint32(r.word(abi.RingTxNeedKick)) != 0 {
+		atomic.StoreUint32(r.word(abi.RingTxNeedKick), 0)
+		ring(r.kick)
 	}
 }

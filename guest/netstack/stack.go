@@ -84,8 +84,29 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 			cancel()
 			return nil, fmt.Errorf("netstack: nic %s: MTU %d", n.Name, n.MTU)
 		}
-		ch := channel.New(1024, uint32(n.MTU), tcpip.LinkAddress(mac))
-		if err := s.CreateNICWithOptions(id, ethernet.New(ch), stack.NICOptions{Name: n.Name}); err != nil {
+		// The channel endpoint carries only inbound frames; outbound ones go
+		// straight to the device (link.go).
+		ch := channel.New(1, uint32(n.MTU), tcpip.LinkAddress(mac))
+		var send func([]*stack.PacketBuffer)
+		if n.Ring != 0 {
+			r, err := newRingNIC(n, ch)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("netstack: nic %s: %v", n.Name, err)
+			}
+			st.rings = append(st.rings, r)
+			send = r.send
+		} else {
+			// Non-blocking, so os.NewFile parks reads in the netpoller.
+			if err := syscall.SetNonblock(n.FD, true); err != nil {
+				cancel()
+				return nil, fmt.Errorf("netstack: nic %s: descriptor %d: %v", n.Name, n.FD, err)
+			}
+			l := &nic{name: n.Name, fd: n.FD, f: os.NewFile(uintptr(n.FD), n.Name), ch: ch, mtu: n.MTU}
+			st.nics = append(st.nics, l)
+			send = l.send
+		}
+		if err := s.CreateNICWithOptions(id, ethernet.New(&link{ch, send}), stack.NICOptions{Name: n.Name}); err != nil {
 			cancel()
 			return nil, fmt.Errorf("netstack: nic %s: %v", n.Name, err)
 		}
@@ -119,29 +140,13 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 			}
 		}
 		routes = append(routes, tcpip.Route{Destination: header6LinkLocal(), NIC: id})
-		if n.Ring != 0 {
-			r, err := newRingNIC(n, ch)
-			if err != nil {
-				cancel()
-				return nil, fmt.Errorf("netstack: nic %s: %v", n.Name, err)
-			}
-			st.rings = append(st.rings, r)
-			continue
-		}
-		// Non-blocking, so os.NewFile parks reads in the netpoller.
-		if err := syscall.SetNonblock(n.FD, true); err != nil {
-			cancel()
-			return nil, fmt.Errorf("netstack: nic %s: descriptor %d: %v", n.Name, n.FD, err)
-		}
-		l := &nic{name: n.Name, f: os.NewFile(uintptr(n.FD), n.Name), ch: ch, mtu: n.MTU}
-		st.nics = append(st.nics, l)
 	}
 	s.SetRouteTable(routes)
 	for _, l := range st.nics {
-		l.start(ctx)
+		go l.readLoop()
 	}
 	for _, r := range st.rings {
-		r.start(ctx)
+		go r.readLoop()
 	}
 	return st, nil
 }
