@@ -4,7 +4,6 @@ go 1.26.8
 
 require (
 	github.com/miekg/dns v1.1.73
-	github.com/ulikunitz/xz v0.5.17
 	golang.org/x/crypto/x509roots/fallback v0.0.0-20261030153154-30a33513ff6d
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0

@@ -12,9 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"github.com/moteos/mote/bench/chart"
+	"github.com/moteos/mote/bench/microvm"
 	"github.com/moteos/mote/bench/report"
 	"github.com/moteos/mote/bench/runsc"
-	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +78,9 @@ func main() {
 		if runsc.Available() {
 			rs = append(rs, runRunsc("127.0.0.1:18095"))
 		}
+	}
+	if r, ok := runMicroVM(18096); ok {
+		rs = append(rs, r)
 	}
 
 	for _, r := range rs {
@@ -238,10 +242,14 @@ func runTap(target string) result {
 func waitHTTP(addr string, prefix []string) bool {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
+		// An answer, not a connection: a published port (user networking,
+		// QEMU's hostfwd) accepts before the guest serves.
 		if prefix == nil {
-			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-				c.Close()
-				return true
+			if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + path); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return true
+				}
 			}
 		} else if exec.Command(prefix[0], append(prefix[1:], "curl", "-s", "-o", "/dev/null", "--max-time", "2", "http://"+addr+path)...).Run() == nil {
 			return true
@@ -316,6 +324,29 @@ func kib(path, key string) float64 {
 		}
 	}
 	return 0
+}
+
+// runMicroVM serves the same static binary from a minimal Linux VM
+// (bench/microvm: QEMU under TCG, user networking with a forwarded port).
+func runMicroVM(port int) (result, bool) {
+	name := "Linux microVM (QEMU TCG, user net)"
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return result{}, false
+	}
+	bz, _, err := microvm.DefaultKernel()
+	if err != nil {
+		return result{}, false
+	}
+	dir := filepath.Dir(*native)
+	kernel, initrd := filepath.Join(dir, "vmlinux"), filepath.Join(dir, "initrd-httpd")
+	if err := microvm.Kernel(bz, kernel); err == nil {
+		err = microvm.Initramfs(initrd, *native, []string{"virtio_mmio", "virtio_net"})
+	}
+	if err != nil {
+		return result{name: name, note: err.Error()}, true
+	}
+	cmd := microvm.Command(microvm.Config{Kernel: kernel, Initrd: initrd, Net: microvm.NetUser, HostPort: port, GuestPort: 8080, Args: []string{"-addr", ":8080"}})
+	return run(name, fmt.Sprintf("127.0.0.1:%d", port), nil, cmd), true
 }
 
 // runRunsc serves the same static binary under gVisor's runsc.

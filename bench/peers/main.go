@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/moteos/mote/bench/chart"
+	"github.com/moteos/mote/bench/microvm"
 	"github.com/moteos/mote/bench/procstat"
 	"github.com/moteos/mote/bench/report"
 	"github.com/moteos/mote/bench/runsc"
@@ -51,9 +52,10 @@ type way struct {
 	hello    func() (*exec.Cmd, func())
 	httpd    func(port int) (*exec.Cmd, func())
 	artifact func() (bytes int64, what string)
-	// withRAM, when set, runs httpd in a guest of mib MiB.
-	withRAM func(port, mib int) (*exec.Cmd, func())
-	minRAM  int // the smallest size it accepts
+	// withRAM, when set, runs httpd in a guest of mib MiB, which serves
+	// at maxRAM (the default) and is refused below minRAM.
+	withRAM        func(port, mib int) (*exec.Cmd, func())
+	minRAM, maxRAM int
 }
 
 // Summary is the median, minimum and maximum of a timing, in ms.
@@ -146,9 +148,14 @@ func ways() []way {
 			withRAM: func(port, mib int) (*exec.Cmd, func()) {
 				return stopBySignal(exec.Command(*moteBin, "run", "-m", fmt.Sprint(mib), "--net", "user", "-p", addr(port)+":8080", g("httpd.hvt")))
 			},
-			minRAM:   16,
+			minRAM: 16, maxRAM: 64,
 			artifact: func() (int64, string) { return size(g("httpd.hvt")), "image" },
 		},
+	}
+	if w, err := microVM(); err != nil {
+		fmt.Fprintln(os.Stderr, "peers: no Linux microVM:", err)
+	} else {
+		ws = append(ws, w)
 	}
 	if runsc.Available() {
 		ws = append(ws, way{
@@ -159,6 +166,46 @@ func ways() []way {
 		})
 	}
 	return ws
+}
+
+// microVM is the minimal Linux VM: QEMU with Debian's kernel and an
+// initramfs whose /init starts the same static binary (bench/microvm).
+func microVM() (way, error) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return way{}, err
+	}
+	bz, _, err := microvm.DefaultKernel()
+	if err != nil {
+		return way{}, err
+	}
+	kernel, helloRD, httpdRD := g("vmlinux"), g("initrd-hello"), g("initrd-httpd")
+	if err := microvm.Kernel(bz, kernel); err != nil {
+		return way{}, err
+	}
+	if err := microvm.BuildInit(g("microinit")); err != nil {
+		return way{}, err
+	}
+	mods := []string{"virtio_mmio", "virtio_net"}
+	for rd, app := range map[string]string{helloRD: g("hello.plain"), httpdRD: g("httpd.native")} {
+		if err := (microvm.InitramfsConfig{Init: g("microinit"), App: app, Modules: mods}).Write(rd); err != nil {
+			return way{}, err
+		}
+	}
+	withRAM := func(port, mib int) (*exec.Cmd, func()) {
+		return stopBySignal(microvm.Command(microvm.Config{Kernel: kernel, Initrd: httpdRD, MemoryMiB: mib,
+			Net: microvm.NetUser, HostPort: port, GuestPort: 8080, Args: []string{"-addr", ":8080"}}))
+	}
+	return way{
+		name: "Linux microVM (QEMU TCG)",
+		hello: func() (*exec.Cmd, func()) {
+			return stopBySignal(microvm.Command(microvm.Config{Kernel: kernel, Initrd: helloRD}))
+		},
+		httpd:   func(port int) (*exec.Cmd, func()) { return withRAM(port, 256) },
+		withRAM: withRAM, minRAM: 32, maxRAM: 256,
+		artifact: func() (int64, string) {
+			return size(bz, httpdRD), fmt.Sprintf("bzImage + initramfs; %.0f MB as the vmlinux QEMU boots", float64(size(kernel))/1e6)
+		},
+	}, nil
 }
 
 func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
@@ -255,7 +302,15 @@ func firstOutput(w way) (time.Duration, error) {
 	}
 	line := make(chan error, 1)
 	go func() {
-		_, err := bufio.NewReader(out).ReadString('\n')
+		// A VM's console may print lines of its own before the program's.
+		sc := bufio.NewScanner(out)
+		err := fmt.Errorf("%s: hello ended without its line", w.name)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "hello from mote") {
+				err = nil
+				break
+			}
+		}
 		line <- err
 		io.Copy(io.Discard, out)
 	}()
@@ -374,7 +429,7 @@ func smallestRAM(w way) int {
 		_, err := firstHTTP(func(port int) (*exec.Cmd, func()) { return w.withRAM(port, mib) }, 30*time.Second)
 		return err == nil
 	}
-	lo, hi := w.minRAM, 64 // hi serves (the default)
+	lo, hi := w.minRAM, w.maxRAM
 	if !serves(hi) {
 		return 0
 	}
