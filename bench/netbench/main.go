@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"github.com/moteos/mote/bench/chart"
 	"github.com/moteos/mote/bench/microvm"
+	"github.com/moteos/mote/bench/netns"
 	"github.com/moteos/mote/bench/report"
 	"github.com/moteos/mote/bench/runsc"
 	"net/http"
@@ -221,22 +222,17 @@ func runWith(name, addr string, wrkPrefix []string, cmd *exec.Cmd, stop func()) 
 // runTap runs the unikernel behind a TAP device in a network namespace,
 // with wrk inside the namespace.
 func runTap(target string) result {
-	ns := fmt.Sprintf("mote-bench-%d", os.Getpid())
-	sh := func(args ...string) error { return exec.Command("ip", args...).Run() }
-	exec.Command("ip", "netns", "del", ns).Run()
-	if err := sh("netns", "add", ns); err != nil {
-		return result{name: "mote -t " + target + ", --net tap", note: "cannot create a network namespace: " + err.Error()}
+	name := "mote -t " + target + ", --net tap"
+	ns, err := netns.New(fmt.Sprintf("mote-bench-%d", os.Getpid()))
+	if err != nil {
+		return result{name: name, note: "cannot create a network namespace: " + err.Error()}
 	}
-	defer exec.Command("ip", "netns", "del", ns).Run()
-	sh("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
-	sh("-n", ns, "addr", "add", "10.98.0.1/24", "dev", "tap0")
-	sh("-n", ns, "link", "set", "tap0", "up")
-	sh("-n", ns, "link", "set", "lo", "up")
-	args := []string{"netns", "exec", ns, *moteBin, "run", "-t", target, "--net", "tap:tap0,addr=10.98.0.2/24,gw=10.98.0.1", *image}
+	defer ns.Remove()
+	args := []string{*moteBin, "run", "-t", target, "--net", ns.TapArg(), *image}
 	if target == "hvt" {
-		args = append(args[:5], append([]string{"--stats"}, args[5:]...)...)
+		args = []string{*moteBin, "run", "-t", target, "--stats", "--net", ns.TapArg(), *image}
 	}
-	return run("mote -t "+target+", --net tap", "10.98.0.2:8080", []string{"ip", "netns", "exec", ns}, exec.Command("ip", args...))
+	return run(name, netns.Guest+":8080", ns.Prefix(), ns.Command(args[0], args[1:]...))
 }
 
 func waitHTTP(addr string, prefix []string) bool {
