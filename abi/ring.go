@@ -10,8 +10,10 @@ package abi
 //
 // Notifications are suppressed while the other side is busy: a consumer
 // about to sleep sets its ring's NeedKick word, then checks the ring once
-// more; a producer that finds NeedKick set after publishing clears it and
-// notifies — the tender by writing NIC.FD (an eventfd the guest polls), the
+// more — before every sleep, also after a wake-up that brought nothing,
+// since that wake-up may answer an earlier request whose NeedKick the
+// producer cleared late; a producer that finds NeedKick set after
+// publishing clears it and notifies — the tender by writing NIC.FD (an eventfd the guest polls), the
 // guest by a 4-byte store to NIC.Kick, a doorbell that the host kernel
 // turns into a wake-up of the tender's device thread (on hvt a KVM
 // ioeventfd: an exit that never reaches the tender). A guest that finds its transmit ring full

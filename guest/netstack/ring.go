@@ -118,8 +118,18 @@ func (r *ringNIC) readLoop() {
 		// Wait for the notification without reading the eventfd: the
 		// netpoller is edge-triggered and every write of the tender is an
 		// edge, so the counter need not be reset — a read would be one more
-		// exit per wake-up.
-		err := r.wait.Read(func(uintptr) bool { return atomic.LoadUint32(r.word(abi.RingRxHead)) != tail })
+		// exit per wake-up. The request is made again before every park:
+		// a wake-up can be a late one, from a tender that saw an earlier
+		// request and cleared NeedKick after this one was made, and parking
+		// again without a request would wait for a notification that never
+		// comes (the ring fills, the guest serves nothing).
+		err := r.wait.Read(func(uintptr) bool {
+			if atomic.LoadUint32(r.word(abi.RingRxHead)) != tail {
+				return true
+			}
+			atomic.StoreUint32(r.word(abi.RingRxNeedKick), 1)
+			return atomic.LoadUint32(r.word(abi.RingRxHead)) != tail
+		})
 		if err != nil {
 			return
 		}
