@@ -463,8 +463,11 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	m.startClock(c)
 	m.stats.bootDone(time.Since(start))
 
+	// SIGQUIT goes to the guest too: its Go runtime then prints every
+	// goroutine's stack and exits, as a Go process does — the unikernel's
+	// answer to "where is it stuck?".
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 
 	m.startThread(t)
