@@ -281,6 +281,30 @@ func TestHostSignalIsForwarded(t *testing.T) {
 	}
 }
 
+// TestSIGQUITDumpsGuestGoroutines: SIGQUIT to the tender reaches the
+// guest, whose runtime prints its goroutines and exits 2, as a Go process
+// does.
+func TestSIGQUITDumpsGuestGoroutines(t *testing.T) {
+	needKVM(t)
+	out := &syncBuffer{ready: make(chan struct{}), mark: "ready\n"}
+	done := make(chan result)
+	go func() {
+		var errb syncBuffer
+		status, err := hvt.Run(context.Background(), hvt.Config{Image: guest(t, "graceful"), Stdout: out, Stderr: &errb, Strict: true})
+		done <- result{status: status, err: err, stderr: errb.String()}
+	}()
+	select {
+	case <-out.ready:
+	case <-time.After(time.Minute):
+		t.Fatal("guest never became ready")
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGQUIT)
+	got := <-done
+	if got.status != 2 || !strings.Contains(got.stderr, "SIGQUIT: quit") || !strings.Contains(got.stderr, "main.main()") {
+		t.Fatalf("status %d err %v stderr:\n%s", got.status, got.err, got.stderr)
+	}
+}
+
 func TestBadImagesRefusedBeforeBoot(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
