@@ -258,9 +258,11 @@ func TestClockReadsCostNoExit(t *testing.T) {
 	}
 }
 
-// TestHostSignalIsForwarded sends SIGTERM to this process while a guest
-// waits for it: the tender forwards it and the guest shuts down cleanly.
-func TestHostSignalIsForwarded(t *testing.T) {
+// signalGraceful boots the graceful guest, waits until it is ready, sends
+// this process sig (which the tender forwards) and returns how the guest
+// ended.
+func signalGraceful(t *testing.T, sig syscall.Signal) (result, string) {
+	t.Helper()
 	needKVM(t)
 	out := &syncBuffer{ready: make(chan struct{}), mark: "ready\n"}
 	done := make(chan result)
@@ -274,10 +276,17 @@ func TestHostSignalIsForwarded(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("guest never became ready")
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	syscall.Kill(os.Getpid(), sig)
 	got := <-done
-	if got.err != nil || got.status != 3 || out.String() != "ready\ngot terminated - shutting down\n" {
-		t.Fatalf("status %d err %v stdout %q stderr %q", got.status, got.err, out.String(), got.stderr)
+	return got, out.String()
+}
+
+// TestHostSignalIsForwarded sends SIGTERM to this process while a guest
+// waits for it: the tender forwards it and the guest shuts down cleanly.
+func TestHostSignalIsForwarded(t *testing.T) {
+	got, stdout := signalGraceful(t, syscall.SIGTERM)
+	if got.err != nil || got.status != 3 || stdout != "ready\ngot terminated - shutting down\n" {
+		t.Fatalf("status %d err %v stdout %q stderr %q", got.status, got.err, stdout, got.stderr)
 	}
 }
 
@@ -285,21 +294,7 @@ func TestHostSignalIsForwarded(t *testing.T) {
 // guest, whose runtime prints its goroutines and exits 2, as a Go process
 // does.
 func TestSIGQUITDumpsGuestGoroutines(t *testing.T) {
-	needKVM(t)
-	out := &syncBuffer{ready: make(chan struct{}), mark: "ready\n"}
-	done := make(chan result)
-	go func() {
-		var errb syncBuffer
-		status, err := hvt.Run(context.Background(), hvt.Config{Image: guest(t, "graceful"), Stdout: out, Stderr: &errb, Strict: true})
-		done <- result{status: status, err: err, stderr: errb.String()}
-	}()
-	select {
-	case <-out.ready:
-	case <-time.After(time.Minute):
-		t.Fatal("guest never became ready")
-	}
-	syscall.Kill(os.Getpid(), syscall.SIGQUIT)
-	got := <-done
+	got, _ := signalGraceful(t, syscall.SIGQUIT)
 	if got.status != 2 || !strings.Contains(got.stderr, "SIGQUIT: quit") || !strings.Contains(got.stderr, "main.main()") {
 		t.Fatalf("status %d err %v stderr:\n%s", got.status, got.err, got.stderr)
 	}
