@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"github.com/moteos/mote/bench/procstat"
 	"github.com/moteos/mote/bench/report"
 	"os"
 	"os/exec"
@@ -250,8 +251,8 @@ func idleMemory(image string) (rssMiB, pssMiB float64) {
 		}
 		bufio.NewReader(stdout).ReadString('\n')
 		time.Sleep(time.Second)
-		rs = append(rs, kib(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid), "VmRSS:")/1024)
-		ps = append(ps, kib(fmt.Sprintf("/proc/%d/smaps_rollup", cmd.Process.Pid), "Pss:")/1024)
+		rss, pss := procstat.Memory(cmd.Process.Pid)
+		rs, ps = append(rs, rss/1024), append(ps, pss/1024)
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}
@@ -261,16 +262,4 @@ func idleMemory(image string) (rssMiB, pssMiB float64) {
 		return 0, 0
 	}
 	return rs[len(rs)/2], ps[len(ps)/2]
-}
-
-func kib(path, key string) float64 {
-	b, _ := os.ReadFile(path)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, key) {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[1], 64)
-			return v
-		}
-	}
-	return 0
 }

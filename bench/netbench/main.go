@@ -14,6 +14,7 @@ import (
 	"github.com/moteos/mote/bench/chart"
 	"github.com/moteos/mote/bench/microvm"
 	"github.com/moteos/mote/bench/netns"
+	"github.com/moteos/mote/bench/procstat"
 	"github.com/moteos/mote/bench/report"
 	"github.com/moteos/mote/bench/runsc"
 	"net/http"
@@ -307,19 +308,8 @@ func idleRSS() (float64, float64) {
 	}
 	exec.Command("curl", "-s", "-o", "/dev/null", "http://127.0.0.1:18093/").Run()
 	time.Sleep(time.Second)
-	return kib(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid), "VmRSS:") / 1024,
-		kib(fmt.Sprintf("/proc/%d/smaps_rollup", cmd.Process.Pid), "Pss:") / 1024
-}
-
-func kib(path, key string) float64 {
-	b, _ := os.ReadFile(path)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, key) {
-			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return v
-		}
-	}
-	return 0
+	rss, pss := procstat.Memory(cmd.Process.Pid)
+	return rss / 1024, pss / 1024
 }
 
 // runMicroVM serves the same static binary from a minimal Linux VM
