@@ -300,6 +300,18 @@ func TestSIGQUITDumpsGuestGoroutines(t *testing.T) {
 	}
 }
 
+func TestTooManyNICsRefused(t *testing.T) {
+	needKVM(t)
+	nics := make([]hvt.NIC, 65)
+	for i := range nics {
+		nics[i] = hvt.NIC{NIC: abi.NIC{Name: fmt.Sprintf("net%d", i), MAC: "02:00:00:00:00:01", MTU: 1500}, HostFD: -1}
+	}
+	status, err := hvt.Run(context.Background(), hvt.Config{Image: guest(t, "hello"), NICs: nics})
+	if status != hvt.ExitTender || err == nil || !strings.Contains(err.Error(), "65 NICs: at most 64") {
+		t.Fatalf("status %d, err %v", status, err)
+	}
+}
+
 func TestBadImagesRefusedBeforeBoot(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {

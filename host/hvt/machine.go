@@ -111,6 +111,11 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 	if cfg.CPUs > 64 {
 		return nil, fmt.Errorf("hvt: --cpus %d: at most 64", cfg.CPUs)
 	}
+	// Each NIC takes 2 MiB of rings below the Go heap and a word of the
+	// doorbell page (netdev.go); 64 is far more than a service needs.
+	if len(cfg.NICs) > 64 {
+		return nil, fmt.Errorf("hvt: %d NICs: at most 64", len(cfg.NICs))
+	}
 	m := &machine{
 		cfg:     cfg,
 		img:     img,
