@@ -14,10 +14,10 @@ import (
 	"github.com/moteos/mote/bench/chart"
 	"github.com/moteos/mote/bench/microvm"
 	"github.com/moteos/mote/bench/netns"
+	"github.com/moteos/mote/bench/probe"
 	"github.com/moteos/mote/bench/procstat"
 	"github.com/moteos/mote/bench/report"
 	"github.com/moteos/mote/bench/runsc"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -236,22 +236,16 @@ func runTap(target string) result {
 	return run(name, netns.Guest+":8080", ns.Prefix(), ns.Command(args[0], args[1:]...))
 }
 
+// waitHTTP waits until the server at addr answers, asked from inside the
+// namespace that prefix enters when it is set.
 func waitHTTP(addr string, prefix []string) bool {
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		// An answer, not a connection: a published port (user networking,
-		// QEMU's hostfwd) accepts before the guest serves.
-		if prefix == nil {
-			if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + path); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return true
-				}
-			}
-		} else if exec.Command(prefix[0], append(prefix[1:], "curl", "-s", "-o", "/dev/null", "--max-time", "2", "http://"+addr+path)...).Run() == nil {
+	if prefix == nil {
+		return probe.HTTP("http://"+addr+path, 2*time.Minute, 200*time.Millisecond, probe.OK)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if exec.Command(prefix[0], append(prefix[1:], "curl", "-s", "-o", "/dev/null", "--max-time", "2", "http://"+addr+path)...).Run() == nil {
 			return true
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	return false
 }

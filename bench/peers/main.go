@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/moteos/mote/bench/chart"
 	"github.com/moteos/mote/bench/microvm"
+	"github.com/moteos/mote/bench/probe"
 	"github.com/moteos/mote/bench/procstat"
 	"github.com/moteos/mote/bench/report"
 	"github.com/moteos/mote/bench/runsc"
@@ -275,16 +275,7 @@ func timings(n int, f func() (time.Duration, error)) Summary {
 		return Summary{}
 	}
 	sort.Float64s(ds)
-	return Summary{Median: median(ds), Min: ds[0], Max: ds[len(ds)-1], N: len(ds)}
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return Summary{Median: report.Median(ds), Min: ds[0], Max: ds[len(ds)-1], N: len(ds)}
 }
 
 // firstOutput times hello from the start of the command to its first line
@@ -346,21 +337,9 @@ func firstHTTP(run func(int) (*exec.Cmd, func()), limit time.Duration) (time.Dur
 	return time.Since(start), nil
 }
 
-var client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
-// answers polls GET / every millisecond until it is answered.
+// answers polls GET / every millisecond until it is answered with 200.
 func answers(port int, limit time.Duration) bool {
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		resp, err := client.Get("http://" + addr(port) + "/")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return true
-			}
-		}
-	}
-	return false
+	return probe.HTTP("http://"+addr(port)+"/", limit, time.Millisecond, probe.OK)
 }
 
 func freePort() (int, error) {
@@ -417,7 +396,7 @@ func idle(w way, r *Result) {
 	for _, i := range is {
 		cpu1 += procstat.CPUNanos(i.cmd.Process.Pid)
 	}
-	r.RSSMiB, r.PSSMiB = median(rss), median(pss)
+	r.RSSMiB, r.PSSMiB = report.Median(rss), report.Median(pss)
 	r.MemAvailMiB = (before - after) / 1024 / float64(len(is))
 	r.IdleCPU = 100 * float64(cpu1-cpu0) / float64(idleFor.Nanoseconds()) / float64(len(is))
 }

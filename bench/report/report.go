@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -46,4 +47,15 @@ func Machine() string {
 		kvm = "kvm-pvm (nested, software-assisted)"
 	}
 	return fmt.Sprintf("%d× %s, Linux %s, %s, %s", runtime.NumCPU(), model, unix.ByteSliceToString(u.Release[:]), kvm, runtime.Version())
+}
+
+// Median is the middle of v (the mean of the two middle values for an even
+// count); v is left as it was.
+func Median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -17,13 +17,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/moteos/mote/bench/netns"
+	"github.com/moteos/mote/bench/probe"
 	"github.com/moteos/mote/bench/report"
 )
 
@@ -81,9 +81,9 @@ func main() {
 			rounds[i] = append(rounds[i], s.run())
 		}
 	}
-	native := median(rounds[0])
+	native := report.Median(rounds[0])
 	for i, s := range servers {
-		m := median(rounds[i])
+		m := report.Median(rounds[i])
 		fmt.Fprintf(&b, "| %s | %.0f | %.3f× |\n", s.name, m, m/native)
 	}
 
@@ -94,12 +94,6 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Print(b.String())
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 type val struct {
@@ -122,18 +116,6 @@ func blockio(name string, args ...string) map[string]val {
 		}
 	}
 	return m
-}
-
-// waitAnswer waits until an HTTP server answers url, with any status.
-func waitAnswer(url string) bool {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if resp, err := hc.Get(url); err == nil {
-			resp.Body.Close()
-			return true
-		}
-	}
-	return false
 }
 
 func wrkServe(addr string, cmd *exec.Cmd) float64 { return wrkServeIn(nil, addr, cmd) }
@@ -182,9 +164,7 @@ func kvKills(image string, n int) (lost, acked, ran, unread int) {
 		addr := fmt.Sprintf("127.0.0.1:%d", 18200+trial%50)
 		cmd := exec.Command(*moteBin, "run", "--block", "kv="+disk, "--net", "user", "-p", addr+":8080", image)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		// An answer, not a connection: the published port accepts before
-		// the guest serves.
-		if cmd.Start() != nil || !waitAnswer("http://"+addr+"/kv/") {
+		if cmd.Start() != nil || !probe.HTTP("http://"+addr+"/kv/", 2*time.Minute, 20*time.Millisecond, probe.Any) {
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			cmd.Wait()
 			continue
