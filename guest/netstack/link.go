@@ -24,7 +24,7 @@ const ethHeader = 14
 // when the other goroutine's thread sleeps).
 type link struct {
 	*channel.Endpoint
-	send func([]*stack.PacketBuffer) // sends every frame or drops and counts it
+	send func([]*stack.PacketBuffer) // the ACK coalescer (acks.go), then the device
 }
 
 // WritePackets implements stack.LinkEndpoint. The stack keeps its
@@ -44,6 +44,7 @@ type nic struct {
 	f    *os.File
 	ch   *channel.Endpoint
 	mtu  int
+	acks *ackCoalescer
 
 	mu    sync.Mutex // serializes senders, which share frame
 	frame []byte

@@ -29,6 +29,7 @@ type ringNIC struct {
 	kick   *uint32 // the doorbell: a store wakes the tender's device thread
 	ch     *channel.Endpoint
 	mtu    int
+	acks   *ackCoalescer
 	mu     sync.Mutex // serializes senders: the transmit ring has one producer
 
 	rxFrames, txFrames, rxDropped, txDropped atomic.Uint64

@@ -36,6 +36,7 @@ type Stack struct {
 	s     *stack.Stack
 	nics  []*nic
 	rings []*ringNIC
+	acks  []*ackCoalescer
 	dns   []netip.Addr
 	ctx   context.Context
 	stop  context.CancelFunc
@@ -87,7 +88,7 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 		// The channel endpoint carries only inbound frames; outbound ones go
 		// straight to the device (link.go).
 		ch := channel.New(1, uint32(n.MTU), tcpip.LinkAddress(mac))
-		var send func([]*stack.PacketBuffer)
+		var acks *ackCoalescer
 		if n.Ring != 0 {
 			r, err := newRingNIC(n, ch)
 			if err != nil {
@@ -95,7 +96,8 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 				return nil, fmt.Errorf("netstack: nic %s: %v", n.Name, err)
 			}
 			st.rings = append(st.rings, r)
-			send = r.send
+			acks = newACKCoalescer(r.send)
+			r.acks = acks
 		} else {
 			// Non-blocking, so os.NewFile parks reads in the netpoller.
 			if err := syscall.SetNonblock(n.FD, true); err != nil {
@@ -104,9 +106,11 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 			}
 			l := &nic{name: n.Name, fd: n.FD, f: os.NewFile(uintptr(n.FD), n.Name), ch: ch, mtu: n.MTU}
 			st.nics = append(st.nics, l)
-			send = l.send
+			acks = newACKCoalescer(l.send)
+			l.acks = acks
 		}
-		if err := s.CreateNICWithOptions(id, ethernet.New(&link{ch, send}), stack.NICOptions{Name: n.Name}); err != nil {
+		st.acks = append(st.acks, acks)
+		if err := s.CreateNICWithOptions(id, ethernet.New(&link{ch, acks.write}), stack.NICOptions{Name: n.Name}); err != nil {
 			cancel()
 			return nil, fmt.Errorf("netstack: nic %s: %v", n.Name, err)
 		}
@@ -148,6 +152,9 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 	for _, r := range st.rings {
 		go r.readLoop()
 	}
+	for _, a := range st.acks {
+		go a.flushLoop(ctx.Done())
+	}
 	return st, nil
 }
 
@@ -178,6 +185,9 @@ type NICStats struct {
 	Name                 string
 	RxFrames, TxFrames   uint64
 	RxDropped, TxDropped uint64
+	// ACKsCoalesced counts pure ACKs not sent because a later segment of
+	// their connection carried the acknowledgement (acks.go).
+	ACKsCoalesced uint64
 }
 
 // Stats reports each NIC's counters, including dropped (malformed,
@@ -185,10 +195,10 @@ type NICStats struct {
 func (st *Stack) Stats() []NICStats {
 	var out []NICStats
 	for _, n := range st.nics {
-		out = append(out, NICStats{n.name, n.rxFrames.Load(), n.txFrames.Load(), n.rxDropped.Load(), n.txDropped.Load()})
+		out = append(out, NICStats{n.name, n.rxFrames.Load(), n.txFrames.Load(), n.rxDropped.Load(), n.txDropped.Load(), n.acks.coalesced.Load()})
 	}
 	for _, r := range st.rings {
-		out = append(out, NICStats{r.name, r.rxFrames.Load(), r.txFrames.Load(), r.rxDropped.Load(), r.txDropped.Load()})
+		out = append(out, NICStats{r.name, r.rxFrames.Load(), r.txFrames.Load(), r.rxDropped.Load(), r.txDropped.Load(), r.acks.coalesced.Load()})
 	}
 	return out
 }
