@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +38,7 @@ var (
 	duration = flag.Duration("d", 10*time.Second, "wrk duration per run")
 	results  = flag.String("results", "docs/results/net.json", "where to write the results as JSON")
 	img      = flag.String("img", "docs/img", "where to write the chart")
+	nRounds  = flag.Int("rounds", 3, "rounds of every server, interleaved")
 )
 
 // Row is one server's figures, as bench/summary reads them.
@@ -47,6 +50,8 @@ type Row struct {
 	CPUMicros   float64 // host CPU per request
 	ExitsPerReq float64 // hvt only
 	CloseRPS    float64 // a new connection per request
+	// Medians of the ratios measured within each round (0: not measured).
+	VsNative, VsGVisor, VsGVisorMin, VsGVisorMax float64
 }
 
 const path = "/style.css" // a small fixed page (101 bytes)
@@ -62,37 +67,45 @@ type result struct {
 	framesPerExit float64
 	closeRPS      float64 // new connection per request
 	note          string
+
+	vsNative                           float64 // median of the rounds' ratios
+	vsGVisor, vsGVisorMin, vsGVisorMax float64
 }
 
 var vsGVisor []string
 
 func main() {
 	flag.Parse()
-	var rs []result
-	rs = append(rs, run("native process", "127.0.0.1:18090", nil, exec.Command(*native, "-addr", "127.0.0.1:18090")))
-	rs = append(rs, run("mote -t unix", "127.0.0.1:18091", nil, exec.Command(*moteBin, "run", "-t", "unix", *native, "--", "-addr", "127.0.0.1:18091")))
-	rs = append(rs, run("mote -t hvt, --net user", "127.0.0.1:18092", nil,
-		exec.Command(*moteBin, "run", "--stats", "--net", "user", "-p", "127.0.0.1:18092:8080", *image)))
-	rs = append(rs, run("mote -t spt, --net user", "127.0.0.1:18094", nil,
-		exec.Command(*moteBin, "run", "-t", "spt", "--net", "user", "-p", "127.0.0.1:18094:8080", *image)))
-	if os.Geteuid() == 0 {
-		rs = append(rs, runTap("hvt"), runTap("spt"))
-		if runsc.Available() {
-			rs = append(rs, runRunsc("127.0.0.1:18095"))
+	// Every server in each round, the rounds one after another: the
+	// machine's slow spells then fall on all of them, and each figure is
+	// the median over the rounds, each ratio the median of the ratios
+	// measured within a round.
+	var rounds [][]result
+	for i := 0; i < *nRounds; i++ {
+		rounds = append(rounds, runAll())
+	}
+	rs := medians(rounds)
+	for j := range rs {
+		rs[j].vsNative = medianRatio(rounds, j, 0)
+	}
+	for i, r := range rs {
+		if !strings.HasPrefix(r.name, "gVisor") || r.rps == 0 {
+			continue
 		}
-	}
-	if r, ok := runMicroVM(18096); ok {
-		rs = append(rs, r)
-	}
-
-	for _, r := range rs {
-		if strings.HasPrefix(r.name, "gVisor") && r.rps > 0 {
-			for _, o := range rs {
-				if strings.HasPrefix(o.name, "mote -t hvt") || strings.HasPrefix(o.name, "mote -t spt") {
-					o.note = fmt.Sprintf("%.2f× gVisor's req/s", o.rps/r.rps)
-					vsGVisor = append(vsGVisor, o.name+": "+o.note)
+		for j := range rs {
+			o := &rs[j]
+			if !strings.HasPrefix(o.name, "mote -t hvt") && !strings.HasPrefix(o.name, "mote -t spt") {
+				continue
+			}
+			var ratios []float64
+			for _, round := range rounds {
+				if round[i].rps > 0 {
+					ratios = append(ratios, round[j].rps/round[i].rps)
 				}
 			}
+			o.vsGVisor, o.vsGVisorMin, o.vsGVisorMax = report.Median(ratios), slices.Min(ratios), slices.Max(ratios)
+			o.note = fmt.Sprintf("%.2f× gVisor's req/s (rounds: %.2f–%.2f)", o.vsGVisor, o.vsGVisorMin, o.vsGVisorMax)
+			vsGVisor = append(vsGVisor, o.name+": "+o.note)
 		}
 	}
 	if err := record(rs); err != nil {
@@ -101,16 +114,15 @@ func main() {
 	}
 	rss, pss := idleRSS()
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s. `wrk -t2 -c32 -d%v --latency` on `%s` of examples/httpd (keep-alive), then the same with `Connection: close` (a new connection per request); wrk runs on the same 2 cores as the server. CPU is the server's host CPU (mote, the tender's threads and the guest's vCPUs) divided by the requests served.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), *duration, path)
+	fmt.Fprintf(&b, "Measured %s. `wrk -t2 -c32 -d%v --latency` on `%s` of examples/httpd (keep-alive), then the same with `Connection: close` (a new connection per request); wrk runs on the same 2 cores as the server. CPU is the server's host CPU (mote, the tender's threads and the guest's vCPUs) divided by the requests served. Every figure is the median of %d rounds, each round measuring every server in turn; p50 and p99 are those of the round with the median req/s.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), *duration, path, *nRounds)
 	fmt.Fprintf(&b, "| server | req/s | vs native | p50 | p99 | CPU µs/req | new-connection req/s | exits/req | frames/exit |\n|---|---|---|---|---|---|---|---|---|\n")
-	base := rs[0].rps
 	for _, r := range rs {
 		exits, frames := "—", "—"
 		if r.exitsPerReq > 0 {
 			exits, frames = fmt.Sprintf("%.3f (%.3f doorbell)", r.exitsPerReq, r.bellPerReq), fmt.Sprintf("%.1f", r.framesPerExit)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %.3f× | %s | %s | %.0f | %.0f | %s | %s |\n", r.name, r.rps, r.rps/base, r.p50, r.p99, r.cpuUS, r.closeRPS, exits, frames)
+		fmt.Fprintf(&b, "| %s | %.0f | %.3f× | %s | %s | %.0f | %.0f | %s | %s |\n", r.name, r.rps, r.vsNative, r.p50, r.p99, r.cpuUS, r.closeRPS, exits, frames)
 	}
 	fmt.Fprintf(&b, "\n![HTTP requests per second](img/net-rps.png)\n")
 	fmt.Fprintf(&b, "\nIdle httpd unikernel (64 MiB guest, user networking), 1 s after serving one request: host RSS %.1f MiB, PSS %.1f MiB (the image's pages are the host's page cache, shared between instances).\n", rss, pss)
@@ -130,13 +142,81 @@ func main() {
 	fmt.Print(b.String())
 }
 
+// runAll measures every server once, in a fixed order.
+func runAll() []result {
+	var rs []result
+	rs = append(rs, run("native process", "127.0.0.1:18090", nil, exec.Command(*native, "-addr", "127.0.0.1:18090")))
+	rs = append(rs, run("mote -t unix", "127.0.0.1:18091", nil, exec.Command(*moteBin, "run", "-t", "unix", *native, "--", "-addr", "127.0.0.1:18091")))
+	rs = append(rs, run("mote -t hvt, --net user", "127.0.0.1:18092", nil,
+		exec.Command(*moteBin, "run", "--stats", "--net", "user", "-p", "127.0.0.1:18092:8080", *image)))
+	rs = append(rs, run("mote -t spt, --net user", "127.0.0.1:18094", nil,
+		exec.Command(*moteBin, "run", "-t", "spt", "--net", "user", "-p", "127.0.0.1:18094:8080", *image)))
+	if os.Geteuid() == 0 {
+		rs = append(rs, runTap("hvt"), runTap("spt"))
+		if runsc.Available() {
+			rs = append(rs, runRunsc("127.0.0.1:18095"))
+		}
+	}
+	if r, ok := runMicroVM(18096); ok {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// medians folds rounds of the same servers into one row per server: the
+// median of each figure, and the latencies and note of the round whose
+// req/s is the median.
+func medians(rounds [][]result) []result {
+	out := make([]result, len(rounds[0]))
+	for i := range out {
+		var rows []result
+		for _, round := range rounds {
+			rows = append(rows, round[i])
+		}
+		med := func(f func(result) float64) float64 {
+			var v []float64
+			for _, r := range rows {
+				v = append(v, f(r))
+			}
+			return report.Median(v)
+		}
+		slices.SortFunc(rows, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
+		r := rows[len(rows)/2]
+		r.rps = med(func(r result) float64 { return r.rps })
+		r.requests = med(func(r result) float64 { return r.requests })
+		r.cpuUS = med(func(r result) float64 { return r.cpuUS })
+		r.exitsPerReq = med(func(r result) float64 { return r.exitsPerReq })
+		r.bellPerReq = med(func(r result) float64 { return r.bellPerReq })
+		r.framesPerExit = med(func(r result) float64 { return r.framesPerExit })
+		r.closeRPS = med(func(r result) float64 { return r.closeRPS })
+		out[i] = r
+	}
+	return out
+}
+
+// medianRatio is the median over the rounds of server j's req/s over
+// server i's, measured in the same round.
+func medianRatio(rounds [][]result, j, i int) float64 {
+	var v []float64
+	for _, round := range rounds {
+		if round[i].rps > 0 {
+			v = append(v, round[j].rps/round[i].rps)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	return report.Median(v)
+}
+
 // record writes the rows as JSON and draws the req/s chart.
 func record(rs []result) error {
 	var rows []Row
 	var bars []chart.Bar
 	for _, r := range rs {
 		mote := strings.HasPrefix(r.name, "mote")
-		rows = append(rows, Row{r.name, mote, r.rps, r.p99, r.cpuUS, r.exitsPerReq, r.closeRPS})
+		rows = append(rows, Row{r.name, mote, r.rps, r.p99, r.cpuUS, r.exitsPerReq, r.closeRPS,
+			r.vsNative, r.vsGVisor, r.vsGVisorMin, r.vsGVisorMax})
 		bars = append(bars, chart.Bar{Label: r.name, Value: r.rps, Mote: mote})
 	}
 	raw, _ := json.MarshalIndent(struct {

@@ -42,6 +42,8 @@ type net struct {
 		RPS, CPUMicros        float64
 		ExitsPerReq, CloseRPS float64
 		P99                   string
+		// Medians of ratios measured within one round (0 in older results).
+		VsNative, VsGVisor, VsGVisorMin, VsGVisorMax float64
 	}
 }
 
@@ -99,10 +101,12 @@ func main() {
 	if load("net.json", &n) {
 		var tap, gv, nat float64
 		var tapCPU, gvCPU, natCPU, exits float64
+		var vsG, vsN, vsGMin, vsGMax float64
 		for _, r := range n.Rows {
 			switch {
 			case strings.HasPrefix(r.Name, "mote -t hvt, --net tap"):
 				tap, tapCPU, exits = r.RPS, r.CPUMicros, r.ExitsPerReq
+				vsG, vsN, vsGMin, vsGMax = r.VsGVisor, r.VsNative, r.VsGVisorMin, r.VsGVisorMax
 			case strings.HasPrefix(r.Name, "gVisor"):
 				gv, gvCPU = r.RPS, r.CPUMicros
 			case strings.HasPrefix(r.Name, "native"):
@@ -110,8 +114,14 @@ func main() {
 			}
 		}
 		if tap > 0 && gv > 0 && nat > 0 {
-			w("| HTTP req/s ≥ 2× gVisor's (keep-alive; CPU µs/req in brackets) | %.0f (%.0f µs) = %.2f× gVisor, %.2f× native; %.3f exits/req | %.0f (%.0f µs) | %.0f (%.0f µs) | %s |\n",
-				tap, tapCPU, tap/gv, tap/nat, exits, gv, gvCPU, nat, natCPU, met(tap >= 2*gv))
+			spread := ""
+			if vsG == 0 { // results from before the rounds: one run
+				vsG, vsN = tap/gv, tap/nat
+			} else {
+				spread = fmt.Sprintf(" (rounds %.2f–%.2f)", vsGMin, vsGMax)
+			}
+			w("| HTTP req/s ≥ 2× gVisor's (keep-alive; CPU µs/req in brackets) | %.0f (%.0f µs) = %.2f× gVisor%s, %.2f× native; %.3f exits/req | %.0f (%.0f µs) | %.0f (%.0f µs) | %s |\n",
+				tap, tapCPU, vsG, spread, vsN, exits, gv, gvCPU, nat, natCPU, met(vsG >= 2))
 		}
 	}
 	var d density
