@@ -7,5 +7,8 @@
 // that queries the configured DNS servers over the same stack, so net/http,
 // crypto/tls and miekg/dns run on it unchanged.
 //
-// Guest memory is small, so the stack's buffers are capped (Options).
+// Guest memory is small, so the stack's buffers are capped (Options). Under
+// the stack, each NIC's link delays pure ACKs briefly so that the reply
+// that follows carries them, as Linux's delayed ACK does (acks.go): for
+// request-response traffic that halves the frames the guest sends.
 package netstack
