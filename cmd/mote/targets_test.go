@@ -86,6 +86,29 @@ func TestGuestTable(t *testing.T) {
 	}
 }
 
+// TestGuestGCSettings: a guest's collector gets GOMEMLIMIT (¾ of -m) and
+// Go's own GOGC by default on every confining target, and declared values
+// win.
+func TestGuestGCSettings(t *testing.T) {
+	bin := guestBinary(t, "gcsettings")
+	for _, target := range confiningTargets(t) {
+		for _, c := range []struct{ env, want string }{
+			{"", "GOGC=100 GOMEMLIMIT=25165824\n"},
+			{"GOGC=50", "GOGC=50 GOMEMLIMIT=25165824\n"},
+			{"GOMEMLIMIT=1000000", "GOGC=100 GOMEMLIMIT=1000000\n"},
+		} {
+			args := []string{"run", "-t", target, "-m", "32M"}
+			if c.env != "" {
+				args = append(args, "--env", c.env)
+			}
+			got := mote(t, append(args, bin)...)
+			if got.status != 0 || got.stdout != c.want {
+				t.Errorf("%s %q: status %d, stdout %q, want %q\nstderr:\n%s", target, c.env, got.status, got.stdout, c.want, got.stderr)
+			}
+		}
+	}
+}
+
 // TestConfinementStopsEscapes: raw system calls outside the ABI stop the
 // guest with a report naming the call, on every confining target.
 func TestConfinementStopsEscapes(t *testing.T) {

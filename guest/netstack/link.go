@@ -69,7 +69,7 @@ func (n *nic) readLoop() {
 			continue
 		}
 		n.rxFrames.Add(1)
-		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(append([]byte(nil), buf[:k]...))})
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(buf[:k])})
 		n.ch.InjectInbound(0, pkt) // the Ethernet endpoint reads the type from the header
 		pkt.DecRef()
 	}

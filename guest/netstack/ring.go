@@ -93,7 +93,7 @@ func (r *ringNIC) readLoop() {
 					continue
 				}
 				pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
-					Payload: buffer.MakeWithData(append([]byte(nil), slot[abi.RingSlotData:abi.RingSlotData+n]...)),
+					Payload: buffer.MakeWithData(slot[abi.RingSlotData : abi.RingSlotData+n]), // copies
 				})
 				r.ch.InjectInbound(0, pkt)
 				pkt.DecRef()
