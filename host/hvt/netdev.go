@@ -133,12 +133,15 @@ func (d *ringDev) run() {
 			continue
 		}
 		// Poll a little before sleeping: a guest that must kick a sleeping
-		// device pays an exit, far more than this thread's polling.
+		// device pays an exit, far more than this thread's polling. Between
+		// looks the thread yields the core to the host's other threads (the
+		// vCPUs): sched_yield, not runtime.Gosched, which on a locked
+		// thread hands the goroutine to another thread and back.
 		if idleSince.IsZero() {
 			idleSince = time.Now()
 		}
 		if time.Since(idleSince) < devSpin {
-			runtime.Gosched()
+			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			continue
 		}
 		idleSince = time.Time{}
