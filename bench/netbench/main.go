@@ -97,13 +97,11 @@ func main() {
 			if !strings.HasPrefix(o.name, "mote -t hvt") && !strings.HasPrefix(o.name, "mote -t spt") {
 				continue
 			}
-			var ratios []float64
-			for _, round := range rounds {
-				if round[i].rps > 0 {
-					ratios = append(ratios, round[j].rps/round[i].rps)
-				}
+			v := ratios(rounds, j, i)
+			if len(v) == 0 {
+				continue
 			}
-			o.vsGVisor, o.vsGVisorMin, o.vsGVisorMax = report.Median(ratios), slices.Min(ratios), slices.Max(ratios)
+			o.vsGVisor, o.vsGVisorMin, o.vsGVisorMax = report.Median(v), slices.Min(v), slices.Max(v)
 			o.note = fmt.Sprintf("%.2f× gVisor's req/s (rounds: %.2f–%.2f)", o.vsGVisor, o.vsGVisorMin, o.vsGVisorMax)
 			vsGVisor = append(vsGVisor, o.name+": "+o.note)
 		}
@@ -194,15 +192,21 @@ func medians(rounds [][]result) []result {
 	return out
 }
 
-// medianRatio is the median over the rounds of server j's req/s over
-// server i's, measured in the same round.
-func medianRatio(rounds [][]result, j, i int) float64 {
+// ratios lists server j's req/s over server i's, measured in the same
+// round, for every round where i served.
+func ratios(rounds [][]result, j, i int) []float64 {
 	var v []float64
 	for _, round := range rounds {
 		if round[i].rps > 0 {
 			v = append(v, round[j].rps/round[i].rps)
 		}
 	}
+	return v
+}
+
+// medianRatio is the median of ratios, 0 if there is none.
+func medianRatio(rounds [][]result, j, i int) float64 {
+	v := ratios(rounds, j, i)
 	if len(v) == 0 {
 		return 0
 	}
