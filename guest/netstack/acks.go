@@ -154,7 +154,7 @@ func (c *ackCoalescer) flush() {
 	if len(c.held) == 0 {
 		return
 	}
-	c.out, c.done = c.out[:0], c.done[:0]
+	c.out = c.out[:0]
 	for f, h := range c.held {
 		c.emit(h.pkt, f, h.ack, header.TCPFlagAck)
 		delete(c.held, f)
