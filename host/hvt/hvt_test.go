@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -260,8 +261,8 @@ func TestClockReadsCostNoExit(t *testing.T) {
 
 // signalGraceful boots the graceful guest, waits until it is ready, sends
 // this process sig (which the tender forwards) and returns how the guest
-// ended.
-func signalGraceful(t *testing.T, sig syscall.Signal) (result, string) {
+// ended, its output and the names of this process's threads while it ran.
+func signalGraceful(t *testing.T, sig syscall.Signal) (result, string, []string) {
 	t.Helper()
 	needKVM(t)
 	out := &syncBuffer{ready: make(chan struct{}), mark: "ready\n"}
@@ -276,17 +277,28 @@ func signalGraceful(t *testing.T, sig syscall.Signal) (result, string) {
 	case <-time.After(time.Minute):
 		t.Fatal("guest never became ready")
 	}
+	var names []string
+	tasks, _ := filepath.Glob("/proc/self/task/*/comm")
+	for _, f := range tasks {
+		if b, err := os.ReadFile(f); err == nil {
+			names = append(names, strings.TrimSpace(string(b)))
+		}
+	}
 	syscall.Kill(os.Getpid(), sig)
 	got := <-done
-	return got, out.String()
+	return got, out.String(), names
 }
 
 // TestHostSignalIsForwarded sends SIGTERM to this process while a guest
 // waits for it: the tender forwards it and the guest shuts down cleanly.
+// The guest's main thread ran on a host thread named for it.
 func TestHostSignalIsForwarded(t *testing.T) {
-	got, stdout := signalGraceful(t, syscall.SIGTERM)
+	got, stdout, threads := signalGraceful(t, syscall.SIGTERM)
 	if got.err != nil || got.status != 3 || stdout != "ready\ngot terminated - shutting down\n" {
 		t.Fatalf("status %d err %v stdout %q stderr %q", got.status, got.err, stdout, got.stderr)
+	}
+	if !slices.Contains(threads, "vcpu:t1") {
+		t.Errorf("no host thread named vcpu:t1 among %q", threads)
 	}
 }
 
@@ -294,7 +306,7 @@ func TestHostSignalIsForwarded(t *testing.T) {
 // guest, whose runtime prints its goroutines and exits 2, as a Go process
 // does.
 func TestSIGQUITDumpsGuestGoroutines(t *testing.T) {
-	got, _ := signalGraceful(t, syscall.SIGQUIT)
+	got, _, _ := signalGraceful(t, syscall.SIGQUIT)
 	if got.status != 2 || !strings.Contains(got.stderr, "SIGQUIT: quit") || !strings.Contains(got.stderr, "main.main()") {
 		t.Fatalf("status %d err %v stderr:\n%s", got.status, got.err, got.stderr)
 	}

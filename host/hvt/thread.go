@@ -118,6 +118,7 @@ func (t *thread) run() {
 	// The host thread is left locked when the goroutine ends, so Go
 	// retires it rather than reuse a thread that ran a vCPU.
 	t.hostTID.Store(int32(unix.Gettid()))
+	nameThread(fmt.Sprintf("vcpu:t%d", t.tid))
 	defer t.finish()
 	k := t.cpu.k
 	for !t.m.exiting.Load() {
@@ -288,4 +289,15 @@ func (t *thread) exception(vector int) bool {
 		return true
 	}
 	return t.faultSignal(info, u, vector)
+}
+
+// nameThread names the calling host thread (at most 15 bytes), so that top
+// -H and /proc/PID/task show which thread is a guest thread's vCPU and
+// which a device's. The caller keeps the thread locked for its life.
+func nameThread(name string) {
+	b := append([]byte(name), 0)
+	if len(b) > 16 {
+		b = append(b[:15], 0)
+	}
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }
