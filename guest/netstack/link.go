@@ -21,7 +21,8 @@ const ethHeader = 14
 // inbound side and the endpoint's plumbing, but outbound frames go straight
 // to the device from the goroutine that sends them, with no queue and no
 // goroutine hand-off per frame (which costs a wake-up, and on hvt an exit
-// when the other goroutine's thread sleeps).
+// when the other goroutine's thread sleeps). Only pure ACKs may wait, for
+// the reply that carries them or for the coalescer's flush (acks.go).
 type link struct {
 	*channel.Endpoint
 	send func([]*stack.PacketBuffer) // the ACK coalescer (acks.go), then the device

@@ -36,7 +36,6 @@ type Stack struct {
 	s     *stack.Stack
 	nics  []*nic
 	rings []*ringNIC
-	acks  []*ackCoalescer
 	dns   []netip.Addr
 	ctx   context.Context
 	stop  context.CancelFunc
@@ -86,7 +85,7 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 			return nil, fmt.Errorf("netstack: nic %s: MTU %d", n.Name, n.MTU)
 		}
 		// The channel endpoint carries only inbound frames; outbound ones go
-		// straight to the device (link.go).
+		// to the device through the ACK coalescer (link.go, acks.go).
 		ch := channel.New(1, uint32(n.MTU), tcpip.LinkAddress(mac))
 		var acks *ackCoalescer
 		if n.Ring != 0 {
@@ -109,7 +108,7 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 			acks = newACKCoalescer(l.send)
 			l.acks = acks
 		}
-		st.acks = append(st.acks, acks)
+		go acks.flushLoop(ctx.Done()) // ends when the stack stops, or New fails
 		if err := s.CreateNICWithOptions(id, ethernet.New(&link{ch, acks.write}), stack.NICOptions{Name: n.Name}); err != nil {
 			cancel()
 			return nil, fmt.Errorf("netstack: nic %s: %v", n.Name, err)
@@ -151,9 +150,6 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 	}
 	for _, r := range st.rings {
 		go r.readLoop()
-	}
-	for _, a := range st.acks {
-		go a.flushLoop(ctx.Done())
 	}
 	return st, nil
 }
