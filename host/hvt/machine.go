@@ -475,6 +475,7 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 
+	m.reserveProcs()
 	m.startThread(t)
 	for _, d := range m.devs {
 		m.wg.Add(1)
