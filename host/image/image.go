@@ -243,12 +243,24 @@ func (img *Image) loadSymbols(ef *elf.File) error {
 	if pcln == nil || text == nil {
 		return errors.New("not a Go program (no .gopclntab or .text section)")
 	}
-	if pcln.Type == elf.SHT_NOBITS || pcln.Offset > uint64(len(img.data)) || pcln.Size > uint64(len(img.data))-pcln.Offset {
+	var ok bool
+	if img.pcln, ok = img.section(pcln); !ok {
 		return errors.New("truncated .gopclntab")
 	}
-	img.pcln = img.data[pcln.Offset : pcln.Offset+pcln.Size]
 	img.text = text.Addr
 	return nil
+}
+
+// section is s's bytes in the mapped file, without a copy: a copy would
+// stay on the tender's heap as garbage for the guest's whole life (the
+// symbol tables are a megabyte). It fails for a section with no bytes
+// in the file, a compressed one, or one past the file's end.
+func (img *Image) section(s *elf.Section) ([]byte, bool) {
+	if s.Type == elf.SHT_NOBITS || s.Flags&elf.SHF_COMPRESSED != 0 ||
+		s.Offset > uint64(len(img.data)) || s.Size > uint64(len(img.data))-s.Offset {
+		return nil, false
+	}
+	return img.data[s.Offset : s.Offset+s.Size], true
 }
 
 func (img *Image) symbols() *gosym.Table {
@@ -308,9 +320,9 @@ func (img *Image) Funcs(names ...string) map[string][2]uint64 {
 	if symtab == nil || strtab == nil {
 		return out
 	}
-	syms, err1 := symtab.Data()
-	strs, err2 := strtab.Data()
-	if err1 != nil || err2 != nil {
+	syms, ok1 := img.section(symtab)
+	strs, ok2 := img.section(strtab)
+	if !ok1 || !ok2 {
 		return out
 	}
 	for off := 0; off+24 <= len(syms); off += 24 {
