@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -468,6 +469,12 @@ func TestNICCarriesHTTP(t *testing.T) {
 		t.Fatalf("guest ended early: %d %v\n%s", r.status, r.err, r.stderr)
 	case <-time.After(time.Minute):
 		t.Fatal("guest never served")
+	}
+	// The vCPU, the guest's poller and the device thread live in system
+	// calls; the tender keeps Ps for them on top of the host's (procs.go),
+	// or its other goroutines wait for sysmon.
+	if got, least := runtime.GOMAXPROCS(0), 1+1+2+1; got < least {
+		t.Errorf("GOMAXPROCS %d with a running guest and a NIC, want at least %d", got, least)
 	}
 	hc := &http.Client{Transport: &http.Transport{DialContext: host.DialContext}, Timeout: 20 * time.Second}
 	for i := 0; i < 10; i++ {
