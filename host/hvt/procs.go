@@ -15,10 +15,9 @@ var hostProcs = sync.OnceValue(func() int { return runtime.GOMAXPROCS(0) })
 // its P until sysmon takes the P back, which, in a process otherwise
 // idle, it does only every 10 ms. With GOMAXPROCS at the host's CPU
 // count those threads held every P, and everything else in the tender
-// waited for sysmon: with --net user, a published port's first handshake
-// took 19 ms where it takes 50 µs, and the first HTTP answer came 10–15
-// ms later (docs/hvt.md). The count never goes down: machines in one
-// process (tests) share the scheduler.
+// waited for sysmon: with --net user, a published port's first TCP
+// handshake took up to 19 ms instead of 50 µs (docs/hvt.md). The count
+// never goes down: machines in one process (tests) share the scheduler.
 func (m *machine) reserveProcs() {
 	// The guest runs Go code on at most CPUs threads at once; its sysmon
 	// and network poller come on top.
