@@ -101,6 +101,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--net", "wifi", "./examples/hello"}, 2, `--net "wifi"`},
 		{[]string{"run", "-p", "8080:80", "./examples/hello"}, 2, "-p needs --net user"},
 		{[]string{"run", "-t", "unix", "--block", "BAD=x", "./examples/hello"}, 2, "want NAME=FILE"},
+		{[]string{"run", "-t", "spt", "--profile", "cpu.pprof", "./examples/hello"}, 2, "--profile is for -t hvt"},
 		{[]string{"build", "a", "b"}, 2, "one package at a time"},
 		{[]string{"help", "nosuch"}, 2, `no command "nosuch"`},
 	} {

@@ -50,6 +50,9 @@ flags:
   --strict               stop the guest on a system call outside the ABI
   --stats                print exit counts and times when the guest ends
   --trace                print every exit as it happens
+  --profile FILE         write the guest's CPU profile (pprof format) to FILE
+                         when it ends, sampled from outside (hvt; read it with
+                         go tool pprof FILE)
 `
 
 // listFlag collects a repeatable flag.
@@ -70,6 +73,7 @@ type runOptions struct {
 	strict  bool
 	stats   bool
 	trace   bool
+	profile string
 }
 
 func runRun(args []string, stdout, stderr io.Writer) (int, error) {
@@ -86,6 +90,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.BoolVar(&o.strict, "strict", false, "")
 	fs.BoolVar(&o.stats, "stats", false, "")
 	fs.BoolVar(&o.trace, "trace", false, "")
+	fs.StringVar(&o.profile, "profile", "", "FILE")
 	if err := parse(fs, args); err != nil {
 		return exitUsage, err
 	}
@@ -94,6 +99,9 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if fs.NArg() == 0 {
 		return exitUsage, usagef("want an image or a package")
+	}
+	if o.profile != "" && o.target != "hvt" {
+		return exitUsage, usagef("--profile is for -t hvt: on %s the program is a host process, for perf or runtime/pprof", o.target)
 	}
 	what, guestArgs := fs.Arg(0), fs.Args()[1:]
 	if len(guestArgs) > 0 && guestArgs[0] == "--" {
@@ -185,6 +193,15 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	}
 	if o.trace {
 		cfg.Trace = stderr
+	}
+	if o.profile != "" {
+		// Created before the guest starts, so that a bad path costs no run.
+		f, err := os.Create(o.profile)
+		if err != nil {
+			return exitError, fmt.Errorf("--profile: %w", err)
+		}
+		defer f.Close()
+		cfg.Profile = f
 	}
 	devs, status, err := o.devices()
 	if err != nil {

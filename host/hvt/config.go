@@ -23,6 +23,7 @@ type Config struct {
 	Stdout, Stderr io.Writer // guest fds 1 and 2 (nil: discarded)
 	Stats          io.Writer // if set, per-syscall exit counts and times at exit
 	Trace          io.Writer // if set, one line per exit: time, thread, call, result
+	Profile        io.Writer // if set, the guest's CPU profile (pprof) at exit, sampled from outside
 }
 
 // NIC is a network interface. HostFD carries whole Ethernet frames (a TAP

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/guest/netstack"
 	"github.com/moteos/mote/host/hvt"
@@ -181,6 +183,36 @@ func TestParallelOnTwoCPUs(t *testing.T) {
 	want := "NumCPU: 2 GOMAXPROCS: 2\nran in parallel: true\n"
 	if got.err != nil || got.stdout != want {
 		t.Fatalf("err %v, stdout:\n%s\nwant:\n%s\nstderr:\n%s", got.err, got.stdout, want, got.stderr)
+	}
+}
+
+// TestProfileFindsTheBusyFunction profiles a guest that spends its time
+// in one function: the profile, read back with pprof's own parser, must be
+// symbolized and put most of its samples there.
+func TestProfileFindsTheBusyFunction(t *testing.T) {
+	needKVM(t)
+	var out bytes.Buffer
+	got := runHVT(t, hvt.Config{Image: guest(t, "burn"), Profile: &out})
+	if got.err != nil || got.stdout != "burnt true\n" {
+		t.Fatalf("err %v, stdout %q\n%s", got.err, got.stdout, got.stderr)
+	}
+	p, err := profile.Parse(&out)
+	if err != nil {
+		t.Fatalf("the profile does not parse: %v", err)
+	}
+	var all, burn int64
+	for _, s := range p.Sample {
+		all += s.Value[0]
+		if l := s.Location[0].Line; len(l) > 0 && l[0].Function.Name == "main.burn" {
+			burn += s.Value[0]
+		}
+		if top := s.Location[len(s.Location)-1].Line; len(top) == 0 {
+			t.Errorf("a sample's outermost frame is not symbolized: %v", s)
+		}
+	}
+	// The guest runs for most of a second at 100 samples per second.
+	if all < 10 || burn*10 < all*8 {
+		t.Fatalf("%d samples, %d in main.burn; want most of at least 10 there\n%s", all, burn, p)
 	}
 }
 

@@ -60,6 +60,7 @@ type machine struct {
 	futexes  futexTable
 	stats    *stats
 	trace    *tracer
+	prof     *profiler // nil unless Config.Profile
 	start    time.Time
 	timePA   uint64 // the vDSO data page
 	manifest string // MOTE_MANIFEST=… for the guest
@@ -129,6 +130,10 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 	}
 	if cfg.Trace != nil {
 		m.trace = &tracer{w: cfg.Trace}
+	}
+	if cfg.Profile != nil {
+		m.prof = newProfiler()
+		img.Symbolize(img.Entry) // parse the line table now, not while a sampled vCPU waits
 	}
 	var imgSize uint64
 	for _, s := range img.Segments {
@@ -482,6 +487,9 @@ func (m *machine) run(ctx context.Context) (int, error) {
 		go d.run()
 	}
 	go m.prepareVCPUs(3)
+	if m.prof != nil {
+		go m.sampleLoop()
+	}
 
 	go func() {
 		for {
@@ -498,6 +506,11 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	}()
 	<-m.done
 	m.wg.Wait()
+	if m.prof != nil {
+		if err := m.writeProfile(m.cfg.Profile); err != nil {
+			fmt.Fprintf(m.stderr, "mote: %v\n", err)
+		}
+	}
 	if m.cfg.Stats != nil {
 		m.stats.write(m.cfg.Stats, time.Since(start))
 		for _, d := range m.devs {

@@ -19,13 +19,15 @@ type thread struct {
 	tid int
 	cpu *vcpu
 
-	hostTID  atomic.Int32
-	kickCh   chan struct{} // wakes waits in the tender
-	kickFD   int           // eventfd: wakes host polls (epoll_pwait)
-	blk      *[8]uint64    // the thread's block in guest memory (shim.Word*)
-	blkIndex int
-	blkVA    uint64
-	pendInfo [65]siginfo // guarded by m.sig.mu
+	hostTID      atomic.Int32
+	inGuest      atomic.Bool   // in KVM_RUN, running guest code: the profiler samples it
+	sampleWanted atomic.Bool   // the profiler asked: record where the guest is at the next exit
+	kickCh       chan struct{} // wakes waits in the tender
+	kickFD       int           // eventfd: wakes host polls (epoll_pwait)
+	blk          *[8]uint64    // the thread's block in guest memory (shim.Word*)
+	blkIndex     int
+	blkVA        uint64
+	pendInfo     [65]siginfo // guarded by m.sig.mu
 
 	exited   bool         // the thread called exit
 	last     [8]sysRecord // the last system calls, for fault reports
@@ -125,7 +127,12 @@ func (t *thread) run() {
 		if t.deliverSignals() {
 			return
 		}
+		t.inGuest.Store(true)
 		err := k.RunOnce()
+		t.inGuest.Store(false)
+		if t.sampleWanted.Swap(false) {
+			t.m.prof.sample(t)
+		}
 		if err == unix.EINTR || err == unix.EAGAIN {
 			t.drainKicks()
 			t.m.stats.count(&t.m.stats.kicks)
