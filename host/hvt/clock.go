@@ -43,24 +43,29 @@ func (m *machine) startClock(c *vcpu) {
 	atomic.StoreUint64(m.timeWord(vdso.DataMonoBase), mono)
 	atomic.StoreUint64(m.timeWord(vdso.DataRealBase), real)
 	atomic.StoreUint32(seq, 2)
-	go func() {
-		tick := time.NewTicker(realtimeRefresh)
-		defer tick.Stop()
-		for {
-			select {
-			case <-m.done:
-				return
-			case <-tick.C:
-				tsc, _, real := sampleClocks()
-				delta := tsc - atomic.LoadUint64(m.timeWord(vdso.DataTSCBase))
-				hi, lo := bits.Mul64(delta, mult)
-				elapsed := hi<<32 | lo>>32
-				atomic.StoreUint32(seq, atomic.LoadUint32(seq)+1)
-				atomic.StoreUint64(m.timeWord(vdso.DataRealBase), real-elapsed)
-				atomic.StoreUint32(seq, atomic.LoadUint32(seq)+1)
-			}
+	go m.every(realtimeRefresh, func() {
+		tsc, _, real := sampleClocks()
+		delta := tsc - atomic.LoadUint64(m.timeWord(vdso.DataTSCBase))
+		hi, lo := bits.Mul64(delta, mult)
+		elapsed := hi<<32 | lo>>32
+		atomic.StoreUint32(seq, atomic.LoadUint32(seq)+1)
+		atomic.StoreUint64(m.timeWord(vdso.DataRealBase), real-elapsed)
+		atomic.StoreUint32(seq, atomic.LoadUint32(seq)+1)
+	})
+}
+
+// every calls f each period until the machine stops.
+func (m *machine) every(period time.Duration, f func()) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.done:
+			return
+		case <-tick.C:
+			f()
 		}
-	}()
+	}
 }
 
 // sampleClocks reads the TSC between two CLOCK_MONOTONIC reads, keeping

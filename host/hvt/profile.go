@@ -11,7 +11,6 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/moteos/mote/host/image"
-	"golang.org/x/sys/unix"
 )
 
 // The guest's CPU profile, taken from outside (mote run --profile): a
@@ -42,30 +41,18 @@ func newProfiler() *profiler {
 // sampleLoop asks every vCPU in the guest for a sample each period until
 // the machine stops.
 func (m *machine) sampleLoop() {
-	tick := time.NewTicker(m.prof.period)
-	defer tick.Stop()
-	for {
-		select {
-		case <-m.done:
-			return
-		case <-tick.C:
-		}
+	m.every(m.prof.period, func() {
 		m.mu.Lock()
+		defer m.mu.Unlock()
 		for _, t := range m.threads {
-			if !t.inGuest.Load() {
-				continue
-			}
-			t.sampleWanted.Store(true)
-			// As kick does, but leaving the thread's waits alone: if
-			// the vCPU left the guest meanwhile, its next KVM_RUN
-			// returns at once and is taken there.
-			t.cpu.k.Run.SetImmediateExit(true)
-			if tid := t.hostTID.Load(); tid != 0 {
-				unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+			if t.inGuest.Load() {
+				// Taken at the thread's next exit; if the vCPU left the
+				// guest meanwhile, its next KVM_RUN returns at once.
+				t.sampleWanted.Store(true)
+				t.interruptRun()
 			}
 		}
-		m.mu.Unlock()
-	}
+	})
 }
 
 // sample records where the thread's guest code is, after an exit; the

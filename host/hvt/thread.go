@@ -87,10 +87,7 @@ func (m *machine) startThread(t *thread) {
 // neither a running guest nor the window before the ioctl loses it) and any
 // wait in the tender.
 func (t *thread) kick() {
-	t.cpu.k.Run.SetImmediateExit(true)
-	if tid := t.hostTID.Load(); tid != 0 {
-		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
-	}
+	t.interruptRun()
 	select {
 	case t.kickCh <- struct{}{}:
 	default:
@@ -98,6 +95,16 @@ func (t *thread) kick() {
 	if t.kickFD >= 0 {
 		var one = [8]byte{1}
 		unix.Write(t.kickFD, one[:])
+	}
+}
+
+// interruptRun makes the thread's KVM_RUN return, now if the vCPU is in
+// the guest or at once on its next entry, without waking a wait in the
+// tender (the profiler's sample).
+func (t *thread) interruptRun() {
+	t.cpu.k.Run.SetImmediateExit(true)
+	if tid := t.hostTID.Load(); tid != 0 {
+		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
 	}
 }
 
