@@ -8,9 +8,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/google/pprof/profile"
-
 	"github.com/moteos/mote/host/image"
+	"github.com/moteos/mote/host/pprof"
 )
 
 // The guest's CPU profile, taken from outside (mote run --profile): a
@@ -70,61 +69,35 @@ func (p *profiler) sample(t *thread) {
 	p.mu.Unlock()
 }
 
-// write encodes the samples as a pprof profile, symbolized from the
-// image's line table, so that `go tool pprof` needs nothing else.
+// writeProfile encodes the samples as a pprof profile, symbolized from
+// the image's line table, so that go tool pprof needs nothing else.
 func (m *machine) writeProfile(w io.Writer) error {
 	p := m.prof
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	prof := &profile.Profile{
-		SampleType:    []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
-		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
-		Period:        int64(p.period),
-		TimeNanos:     m.start.UnixNano(),
-		DurationNanos: int64(time.Since(m.start)),
-	}
-	var lo, hi uint64
+	out := pprof.Profile{Start: m.start, Duration: time.Since(m.start), Period: p.period}
 	for _, s := range m.img.Segments {
 		if s.Exec {
-			lo, hi = s.Vaddr, s.Vaddr+s.Memsz
+			out.Mapping = pprof.Mapping{Start: s.Vaddr, Limit: s.Vaddr + s.Memsz, File: m.img.Path}
 		}
 	}
-	mapping := &profile.Mapping{ID: 1, Start: lo, Limit: hi, File: m.img.Path, HasFunctions: true, HasFilenames: true, HasLineNumbers: true}
-	prof.Mapping = []*profile.Mapping{mapping}
-	locs := map[uint64]*profile.Location{}
-	funcs := map[string]*profile.Function{}
 	keys := make([]string, 0, len(p.counts))
 	for k := range p.counts {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys) // a stable output for a given run
+	slices.Sort(keys) // the same output for the same samples
 	for _, k := range keys {
-		var sl []*profile.Location
-		for _, pc := range p.stacks[k] {
-			loc := locs[pc]
-			if loc == nil {
-				loc = &profile.Location{ID: uint64(len(locs) + 1), Address: pc, Mapping: mapping}
-				if f := m.symbolize(pc); f.Function != "" {
-					fn := funcs[f.Function]
-					if fn == nil {
-						fn = &profile.Function{ID: uint64(len(funcs) + 1), Name: f.Function, SystemName: f.Function, Filename: f.File}
-						funcs[f.Function] = fn
-						prof.Function = append(prof.Function, fn)
-					}
-					loc.Line = []profile.Line{{Function: fn, Line: int64(f.Line)}}
-				}
-				locs[pc] = loc
-				prof.Location = append(prof.Location, loc)
-			}
-			sl = append(sl, loc)
+		stack := make([]pprof.Frame, len(p.stacks[k]))
+		for i, pc := range p.stacks[k] {
+			f := m.symbolize(pc)
+			stack[i] = pprof.Frame{PC: pc, Function: f.Function, File: f.File, Line: f.Line}
 		}
-		n := p.counts[k]
-		prof.Sample = append(prof.Sample, &profile.Sample{Location: sl, Value: []int64{n, n * int64(p.period)}})
+		out.Samples = append(out.Samples, pprof.Sample{Stack: stack, Count: p.counts[k]})
 	}
-	if err := prof.CheckValid(); err != nil {
-		return fmt.Errorf("hvt: profile: %w", err)
+	if err := out.Write(w); err != nil {
+		return fmt.Errorf("hvt: writing the profile: %w", err)
 	}
-	return prof.Write(w)
+	return nil
 }
 
 // symbolize names pc in the image, or the tender's own code in the guest:
