@@ -56,6 +56,17 @@ type NIC struct {
 	// without a system call.
 	Ring uint64 `json:"ring,omitempty"`
 	Kick uint64 `json:"kick,omitempty"`
+	// Neighbors are link addresses the tender already knows (user
+	// networking's gateway and DNS relay): the guest does not ask for
+	// them with ARP, which takes a round trip off its first packet to
+	// each — the reply to a published port's first connection included.
+	Neighbors []Neighbor `json:"neighbors,omitempty"`
+}
+
+// Neighbor is an IPv4 address on a NIC's link and its MAC.
+type Neighbor struct {
+	Addr string `json:"addr"`
+	MAC  string `json:"mac"`
 }
 
 // Block is a block device: the descriptor FD (hvt, spt) or the host file
@@ -181,6 +192,14 @@ func (m *Manifest) Validate() error {
 		for _, d := range n.DNS {
 			if net.ParseIP(d) == nil {
 				return fmt.Errorf("abi: manifest: nic %q: bad DNS server %q", n.Name, d)
+			}
+		}
+		for _, nb := range n.Neighbors {
+			if ip := net.ParseIP(nb.Addr); ip == nil || ip.To4() == nil {
+				return fmt.Errorf("abi: manifest: nic %q: bad neighbour address %q", n.Name, nb.Addr)
+			}
+			if hw, err := net.ParseMAC(nb.MAC); err != nil || len(hw) != 6 {
+				return fmt.Errorf("abi: manifest: nic %q: neighbour %s: bad MAC %q", n.Name, nb.Addr, nb.MAC)
 			}
 		}
 	}

@@ -142,6 +142,18 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 				st.dns = append(st.dns, a)
 			}
 		}
+		for _, nb := range n.Neighbors {
+			a, err1 := netip.ParseAddr(nb.Addr)
+			hw, err2 := net.ParseMAC(nb.MAC)
+			if err1 != nil || err2 != nil || !a.Is4() {
+				cancel()
+				return nil, fmt.Errorf("netstack: nic %s: bad neighbour %s at %s", n.Name, nb.Addr, nb.MAC)
+			}
+			if err := s.AddStaticNeighbor(id, ipv4.ProtocolNumber, tcpip.AddrFrom4(a.As4()), tcpip.LinkAddress(hw)); err != nil {
+				cancel()
+				return nil, fmt.Errorf("netstack: nic %s: neighbour %s: %v", n.Name, nb.Addr, err)
+			}
+		}
 		routes = append(routes, tcpip.Route{Destination: header6LinkLocal(), NIC: id})
 	}
 	s.SetRouteTable(routes)

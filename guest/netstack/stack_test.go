@@ -122,3 +122,45 @@ func TestBadFramesDropped(t *testing.T) {
 	}
 	syscall.Close(b)
 }
+
+// A neighbour the manifest names is not asked for: the first frame of a
+// connection through the gateway is the SYN itself, sent to the
+// neighbour's MAC, where without it an ARP request comes first.
+func TestManifestNeighbourSkipsARP(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		neighbors []abi.Neighbor
+		etherType uint16
+	}{
+		{"named", []abi.Neighbor{{Addr: "10.0.0.1", MAC: "02:00:00:00:00:09"}}, 0x0800},
+		{"unknown", nil, 0x0806},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := pair(t)
+			defer syscall.Close(b)
+			st, err := New([]abi.NIC{{
+				Name: "net0", FD: a, MTU: 1500, MAC: "02:00:00:00:00:02",
+				Addr: "10.0.0.2/24", Gateway: "10.0.0.1", Neighbors: c.neighbors,
+			}}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			go st.DialContext(ctx, "tcp", "192.0.2.1:80") // through the gateway; nobody answers
+			frame := make([]byte, 2048)
+			syscall.SetsockoptTimeval(b, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &syscall.Timeval{Sec: 5})
+			n, err := syscall.Read(b, frame)
+			if err != nil || n < 14 {
+				t.Fatalf("no frame from the guest: %d, %v", n, err)
+			}
+			if et := uint16(frame[12])<<8 | uint16(frame[13]); et != c.etherType {
+				t.Fatalf("first frame has EtherType %#04x, want %#04x", et, c.etherType)
+			}
+			if c.neighbors != nil && fmt.Sprintf("%x", frame[:6]) != "020000000009" {
+				t.Fatalf("SYN sent to %x, want the neighbour's MAC", frame[:6])
+			}
+		})
+	}
+}

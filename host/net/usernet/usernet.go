@@ -139,6 +139,8 @@ func (n *Network) NIC(name string) abi.NIC {
 		Addr:    fmt.Sprintf("%s/%d", GuestAddr, prefixLen),
 		Gateway: GatewayAddr.String(),
 		DNS:     []string{DNSAddr.String()},
+		// Both are this network's own addresses, answered with its MAC.
+		Neighbors: []abi.Neighbor{{Addr: GatewayAddr.String(), MAC: gatewayMAC}, {Addr: DNSAddr.String(), MAC: gatewayMAC}},
 	}
 }
 
