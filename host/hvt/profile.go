@@ -59,10 +59,9 @@ func (m *machine) sampleLoop() {
 func (p *profiler) sample(t *thread) {
 	r := t.cpu.k.Run.Regs()
 	pcs := t.backtrace(r.RIP, r.RSP, r.RBP)
-	key := unsafe.String((*byte)(unsafe.Pointer(&pcs[0])), len(pcs)*8)
+	key := string(unsafe.Slice((*byte)(unsafe.Pointer(&pcs[0])), len(pcs)*8))
 	p.mu.Lock()
 	if p.counts[key] == 0 {
-		key = string([]byte(key)) // the map keeps its own copy
 		p.stacks[key] = pcs
 	}
 	p.counts[key]++
