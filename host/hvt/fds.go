@@ -469,7 +469,7 @@ func (m *machine) installDevices() (*abi.Manifest, error) {
 			return nil, err
 		}
 		d.FD, d.Ring, d.Kick = next, ringBase+uint64(i)*hugeSize, dev.bell
-		g, err := unix.Dup(dev.notify) // the guest may close its copy; the device keeps its own
+		g, err := unix.Dup(dev.Notify) // the guest may close its copy; the device keeps its own
 		if err != nil {
 			return nil, fmt.Errorf("hvt: nic %s: %w", d.Name, err)
 		}

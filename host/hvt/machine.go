@@ -514,9 +514,9 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	if m.cfg.Stats != nil {
 		m.stats.write(m.cfg.Stats, time.Since(start))
 		for _, d := range m.devs {
-			d.countKicks()
+			d.CountKicks()
 			fmt.Fprintf(m.cfg.Stats, "mote: stats: nic %s: %d frames to the guest, %d from it, %d dropped, %d doorbell exits (answered by KVM)\n",
-				d.name, d.rxFrames.Load(), d.txFrames.Load(), d.dropped.Load(), d.kicks.Load())
+				d.name, d.RxFrames.Load(), d.TxFrames.Load(), d.Dropped.Load(), d.Kicks.Load())
 		}
 	}
 	if m.fatal != nil {
