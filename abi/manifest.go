@@ -56,6 +56,12 @@ type NIC struct {
 	// without a system call.
 	Ring uint64 `json:"ring,omitempty"`
 	Kick uint64 `json:"kick,omitempty"`
+	// RingFD, when set (spt), is a memory file holding the rings, which
+	// the guest maps shared (abi.RingSize bytes at offset 0); FD is then
+	// the eventfd that tells the guest the host wrote, and KickFD the
+	// eventfd the guest writes to wake the host's device thread.
+	RingFD int `json:"ring_fd,omitempty"`
+	KickFD int `json:"kick_fd,omitempty"`
 	// Neighbors are link addresses the tender already knows (user
 	// networking's gateway and DNS relay): the guest does not ask for
 	// them with ARP, which takes a round trip off its first packet to
@@ -163,6 +169,20 @@ func (m *Manifest) Validate() error {
 		}
 		if err := checkFD(n.Name, n.FD); err != nil {
 			return err
+		}
+		if n.RingFD != 0 || n.KickFD != 0 {
+			if n.Ring != 0 {
+				return fmt.Errorf("abi: manifest: nic %q: rings both in memory and in a file", n.Name)
+			}
+			if err := checkFD(n.Name+" rings", n.RingFD); err != nil {
+				return err
+			}
+			if err := checkFD(n.Name+" doorbell", n.KickFD); err != nil {
+				return err
+			}
+			if n.MTU+18 > RingMaxFrame {
+				return fmt.Errorf("abi: manifest: nic %q: MTU %d does not fit a ring slot", n.Name, n.MTU)
+			}
 		}
 		if n.Ring != 0 {
 			if n.Ring%4096 != 0 || n.Ring >= 1<<47 {

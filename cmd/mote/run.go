@@ -228,7 +228,7 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 }
 
 // runSPT runs the image as a seccomp-confined process: the same devices as
-// hvt, each NIC a frame descriptor the guest reads and writes directly.
+// hvt, each NIC rings the guest maps, its frames moved by a thread in mote.
 func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stderr io.Writer) (int, error) {
 	if o.stats || o.trace {
 		fmt.Fprintln(stderr, "mote: --stats and --trace are for hvt; spt guests make ordinary system calls")

@@ -127,6 +127,14 @@ func TestConfinementStopsEscapes(t *testing.T) {
 			}
 		}
 	}
+	// spt's NICs are rings in a memory file the guest maps: the filter
+	// lets it map that file, never executable, and no other descriptor.
+	for _, try := range []string{"mmapringexec", "mmapnotify"} {
+		got := mote(t, "run", "-t", "spt", "--strict", "--net", "user", bin, "--", try)
+		if got.status != 159 || !strings.Contains(got.stderr, "mmap (nr 9") || strings.Contains(got.stdout, "still here") {
+			t.Errorf("spt %s: status %d\nstdout %q\nstderr %q", try, got.status, got.stdout, got.stderr)
+		}
+	}
 }
 
 // TestStdlibTestsOnSPT runs standard-library test binaries under spt with

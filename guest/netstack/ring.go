@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"runtime"
 	"sync"
@@ -26,7 +27,7 @@ type ringNIC struct {
 	ring   []byte
 	notify *os.File // the tender wrote frames (we asked, with RxNeedKick)
 	wait   syscall.RawConn
-	kick   *uint32 // the doorbell: a store wakes the tender's device thread
+	kick   func() // wakes the host's device thread
 	ch     *channel.Endpoint
 	mtu    int
 	acks   *ackCoalescer
@@ -44,24 +45,31 @@ func newRingNIC(n abi.NIC, ch *channel.Endpoint) (*ringNIC, error) {
 	if err := syscall.SetNonblock(n.FD, true); err != nil {
 		return nil, err
 	}
-	// The tender mapped the rings and the doorbell at these addresses
-	// before the program started; they are not Go memory, and the
-	// collector ignores them.
-	base, bell := fixed(n.Ring), fixed(n.Kick)
 	notify := os.NewFile(uintptr(n.FD), n.Name+"-notify")
 	wait, err := notify.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	return &ringNIC{
-		name:   n.Name,
-		ring:   unsafe.Slice((*byte)(base), abi.RingSize),
-		notify: notify,
-		wait:   wait,
-		kick:   (*uint32)(bell),
-		ch:     ch,
-		mtu:    n.MTU,
-	}, nil
+	r := &ringNIC{name: n.Name, notify: notify, wait: wait, ch: ch, mtu: n.MTU}
+	if n.RingFD != 0 {
+		// spt: the rings are a memory file shared with mote's device
+		// thread, and the doorbell an eventfd.
+		mem, err := syscall.Mmap(n.RingFD, 0, abi.RingSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+		if err != nil {
+			return nil, fmt.Errorf("mapping the rings: %v", err)
+		}
+		r.ring = mem
+		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+		r.kick = func() { syscall.Write(n.KickFD, one) }
+		return r, nil
+	}
+	// hvt: the tender mapped the rings and the doorbell at these
+	// addresses before the program started; they are not Go memory, and
+	// the collector ignores them.
+	r.ring = unsafe.Slice((*byte)(fixed(n.Ring)), abi.RingSize)
+	bell := (*uint32)(fixed(n.Kick))
+	r.kick = func() { ring(bell) }
+	return r, nil
 }
 
 // fixed turns an address the tender gave into a pointer.
@@ -190,6 +198,6 @@ func (r *ringNIC) room(head uint32) bool {
 func (r *ringNIC) kickIfAsleep() {
 	if atomic.LoadUint32(r.word(abi.RingTxNeedKick)) != 0 {
 		atomic.StoreUint32(r.word(abi.RingTxNeedKick), 0)
-		ring(r.kick)
+		r.kick()
 	}
 }

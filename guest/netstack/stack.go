@@ -88,7 +88,7 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 		// to the device through the ACK coalescer (link.go, acks.go).
 		ch := channel.New(1, uint32(n.MTU), tcpip.LinkAddress(mac))
 		var acks *ackCoalescer
-		if n.Ring != 0 {
+		if n.Ring != 0 || n.RingFD != 0 {
 			r, err := newRingNIC(n, ch)
 			if err != nil {
 				cancel()

@@ -503,7 +503,7 @@ func TestNICCarriesHTTP(t *testing.T) {
 		t.Fatal("guest never served")
 	}
 	// The vCPU, the guest's poller and the device thread live in system
-	// calls; the tender keeps Ps for them on top of the host's (procs.go),
+	// calls; the tender keeps Ps for them on top of the host's (host/procs),
 	// or its other goroutines wait for sysmon.
 	if got, least := runtime.GOMAXPROCS(0), 1+1+2+1; got < least {
 		t.Errorf("GOMAXPROCS %d with a running guest and a NIC, want at least %d", got, least)

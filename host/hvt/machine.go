@@ -23,6 +23,7 @@ import (
 	"github.com/moteos/mote/host/hvt/shim"
 	"github.com/moteos/mote/host/hvt/vdso"
 	"github.com/moteos/mote/host/image"
+	"github.com/moteos/mote/host/procs"
 )
 
 // Exit statuses the tender itself chooses, distinct from the guest's own.
@@ -480,7 +481,9 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 
-	m.reserveProcs()
+	// The guest runs Go code on at most CPUs threads at once; its sysmon
+	// and network poller come on top, and each NIC's device thread.
+	procs.Reserve(m.cfg.CPUs + 2 + len(m.devs))
 	m.startThread(t)
 	for _, d := range m.devs {
 		m.wg.Add(1)

@@ -13,4 +13,9 @@
 // call outside the ABI is reported to mote through a seccomp user
 // notification — which names it — and then kills the guest (--strict) or
 // fails with ENOSYS.
+//
+// A NIC's host side (TAP or the user network's socket) stays in mote: a
+// thread there moves its frames to and from rings in a sealed memory file
+// that the guest maps (host/ringdev), as hvt's tender does with rings in
+// guest memory.
 package spt

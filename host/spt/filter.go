@@ -11,8 +11,9 @@ import (
 // descriptor, and the descriptors stage 2 itself needs until its exec.
 type Policy struct {
 	Pid        int       // the guest's pid (kill and tgkill may aim only at it)
-	NICs       []int     // frame descriptors: read and write
+	NICs       []int     // the NICs' descriptors: read and write
 	Blocks     []BlockFD // pread64 and pwrite64, within bounds
+	Rings      []int     // the NICs' ring files: mmap, never executable
 	ImageFD    int       // execveat(ImageFD, "", …, AT_EMPTY_PATH) only
 	NotifySock int       // sendmsg of the listener to mote, before the exec
 }
@@ -135,14 +136,24 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 		}
 	}
 
-	// mmap and mprotect: never executable; mmap only anonymous (mapping a
-	// block device would bypass its bounds).
-	rule(unix.SYS_MMAP,
+	// mmap and mprotect: never executable; mmap only anonymous or of a
+	// NIC's ring file (mapping a block device would bypass its bounds).
+	// The kernel takes the descriptor's low 32 bits.
+	n := len(p.Rings)
+	if n > 64 {
+		return nil, fmt.Errorf("spt: %d ring files: at most 64", n)
+	}
+	mmap := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: argLo(2), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.PROT_EXEC, SkipTrue: 3},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.PROT_EXEC, SkipTrue: uint8(3 + n)},
 		bpf.LoadAbsolute{Off: argLo(3), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.MAP_ANONYMOUS, SkipFalse: 1},
-		retAllow, retNotify)
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.MAP_ANONYMOUS, SkipTrue: uint8(2 + n)},
+		bpf.LoadAbsolute{Off: argLo(4), Size: 4},
+	}
+	for i, fd := range p.Rings {
+		mmap = append(mmap, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(fd), SkipTrue: uint8(n - i)})
+	}
+	rule(unix.SYS_MMAP, append(mmap, retNotify, retAllow)...)
 	rule(unix.SYS_MPROTECT,
 		bpf.LoadAbsolute{Off: argLo(2), Size: 4},
 		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.PROT_EXEC, SkipTrue: 1},

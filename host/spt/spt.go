@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,8 @@ import (
 	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/host/exitstatus"
 	"github.com/moteos/mote/host/image"
+	"github.com/moteos/mote/host/procs"
+	"github.com/moteos/mote/host/ringdev"
 	"github.com/moteos/mote/host/sysnames"
 )
 
@@ -51,8 +54,10 @@ type Config struct {
 	Stdout, Stderr io.Writer
 }
 
-// NIC is a network interface: HostFD carries whole frames and becomes the
-// guest's descriptor as it is.
+// NIC is a network interface: HostFD carries whole frames (a TAP device or
+// a SOCK_SEQPACKET socket). It stays in mote, whose device thread moves
+// its frames to and from rings the guest maps (host/ringdev); the guest
+// gets the rings, not HostFD.
 type NIC struct {
 	abi.NIC
 	HostFD int
@@ -80,12 +85,45 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	man := &abi.Manifest{Version: abi.Version, Target: abi.TargetSPT}
 	var extra []*os.File // fdDevice, fdDevice+1, …
 	fd := 3
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return ExitTender, &ExitError{Status: ExitTender, Report: fmt.Sprintf("spt: eventfd: %v", err)}
+	}
+	var (
+		devs    []*ringDevice
+		serving sync.WaitGroup
+	)
+	defer func() { // the devices stop, then their memory and descriptors go
+		unix.Write(stop, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		serving.Wait()
+		for _, d := range devs {
+			d.close()
+		}
+		unix.Close(stop)
+	}()
+	// The supervisor's poll, the wait for the guest and each device
+	// thread live in system calls.
+	procs.Reserve(2 + len(cfg.NICs))
+	var rings []int
 	for _, n := range cfg.NICs {
 		d := n.NIC
-		d.FD, d.Ring, d.Kick = fd, 0, 0
+		dev, files, err := newRingDevice(n)
+		if err != nil {
+			return ExitTender, &ExitError{Status: ExitTender, Report: fmt.Sprintf("spt: nic %s: %v", d.Name, err)}
+		}
+		devs = append(devs, dev)
+		dev.Stop = stop
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			runtime.LockOSThread() // and left locked: the thread ends with the goroutine
+			dev.Serve()
+		}()
+		d.FD, d.RingFD, d.KickFD, d.Ring, d.Kick = fd, fd+1, fd+2, 0, 0
 		man.Net = append(man.Net, d)
-		extra = append(extra, os.NewFile(uintptr(n.HostFD), d.Name))
-		fd++
+		rings = append(rings, fd+1)
+		extra = append(extra, files...)
+		fd += 3
 	}
 	var blocks []BlockFD
 	var fsize uint64
@@ -122,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if cfg.Memory > 0 && !hasKey(env, "GOMEMLIMIT") {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatUint(cfg.Memory*3/4, 10))
 	}
-	p := plan{Argv: append([]string{filepath.Base(cfg.Image)}, cfg.Args...), Env: env, Devices: len(extra), Blocks: blocks, FSize: fsize}
+	p := plan{Argv: append([]string{filepath.Base(cfg.Image)}, cfg.Args...), Env: env, Devices: len(extra), Blocks: blocks, Rings: rings, FSize: fsize}
 
 	planR, planW, err := os.Pipe()
 	if err != nil {
@@ -322,4 +360,65 @@ func (s *supervisor) outside() string {
 		out = append(out, fmt.Sprintf("%s ×%d", k, n))
 	}
 	return strings.Join(out, ", ")
+}
+
+// ringDevice is a NIC's frame mover in mote and what the guest gets of
+// it: the eventfd it waits on, the rings as a memory file it maps, and
+// the eventfd it writes to wake the mover.
+type ringDevice struct {
+	*ringdev.Device
+	mem int
+}
+
+// newRingDevice makes n's rings and eventfds; files are the guest's
+// descriptors, in manifest order: notification, rings, doorbell.
+func newRingDevice(n NIC) (*ringDevice, []*os.File, error) {
+	if err := unix.SetNonblock(n.HostFD, true); err != nil {
+		return nil, nil, err
+	}
+	d := &ringDevice{Device: &ringdev.Device{Host: n.HostFD, Notify: -1, Kick: -1}, mem: -1}
+	var err error
+	// Sealed at its size: the guest maps it, and can neither grow nor
+	// shrink it under mote's mapping.
+	if d.mem, err = unix.MemfdCreate("mote-rings-"+n.Name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING); err == nil {
+		if err = unix.Ftruncate(d.mem, abi.RingSize); err == nil {
+			_, err = unix.FcntlInt(uintptr(d.mem), unix.F_ADD_SEALS, unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL)
+		}
+	}
+	if err == nil {
+		d.Ring, err = unix.Mmap(d.mem, 0, abi.RingSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	}
+	if err == nil {
+		d.Notify, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	}
+	if err == nil {
+		d.Kick, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	}
+	if err != nil {
+		d.close()
+		return nil, nil, err
+	}
+	// The child gets duplicates: os.File closes its own descriptor when
+	// collected, and the device keeps using these.
+	var files []*os.File
+	for _, fd := range []int{d.Notify, d.mem, d.Kick} {
+		g, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			d.close()
+			return nil, nil, err
+		}
+		files = append(files, os.NewFile(uintptr(g), n.Name))
+	}
+	return d, files, nil
+}
+
+func (d *ringDevice) close() {
+	if d.Ring != nil {
+		unix.Munmap(d.Ring)
+	}
+	for _, fd := range []int{d.Notify, d.Kick, d.mem} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
 }

@@ -27,6 +27,7 @@ type plan struct {
 	Argv, Env []string
 	Devices   int
 	Blocks    []BlockFD // FD is the manifest's number
+	Rings     []int     // the NICs' ring files, by the manifest's number
 	FSize     uint64    // RLIMIT_FSIZE: the largest writable block device, or 0
 }
 
@@ -85,7 +86,7 @@ func stage2() error {
 			nics = append(nics, fd)
 		}
 	}
-	filter, err := Build(Policy{Pid: os.Getpid(), NICs: nics, Blocks: p.Blocks, ImageFD: img, NotifySock: sock})
+	filter, err := Build(Policy{Pid: os.Getpid(), NICs: nics, Blocks: p.Blocks, Rings: p.Rings, ImageFD: img, NotifySock: sock})
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,13 @@
 // Command escape tries, with raw system calls, one thing the Mote ABI
 // does not allow, named by its argument: open, socket, execve, ptrace,
-// execveat, mmapfd (map descriptor 0), or fork. A confined guest must be
-// stopped at the attempt.
+// execveat, mmapfd (map descriptor 0), fork, and with a NIC on spt
+// mmapringexec (map the NIC's ring file executable) or mmapnotify (map
+// its notification eventfd). A confined guest must be stopped at the
+// attempt.
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"syscall"
@@ -32,8 +35,28 @@ func main() {
 		r1, _, e = syscall.RawSyscall6(322, 0, p, uintptr(unsafe.Pointer(&argv[0])), 0, 0x1000, 0)
 	case "mmapfd":
 		r1, _, e = syscall.RawSyscall6(syscall.SYS_MMAP, 0, 4096, syscall.PROT_READ, syscall.MAP_SHARED, 0, 0)
+	case "mmapringexec":
+		r1, _, e = syscall.RawSyscall6(syscall.SYS_MMAP, 0, 4096, syscall.PROT_READ|syscall.PROT_EXEC, syscall.MAP_SHARED, nic().RingFD, 0)
+	case "mmapnotify":
+		r1, _, e = syscall.RawSyscall6(syscall.SYS_MMAP, 0, 4096, syscall.PROT_READ, syscall.MAP_SHARED, nic().FD, 0)
 	case "fork":
 		r1, _, e = syscall.RawSyscall(syscall.SYS_FORK, 0, 0, 0)
 	}
 	fmt.Println("still here:", r1, e)
+}
+
+// nic is the first NIC of the manifest.
+func nic() (n struct {
+	FD     uintptr `json:"fd"`
+	RingFD uintptr `json:"ring_fd"`
+}) {
+	var m struct {
+		Net []json.RawMessage `json:"net"`
+	}
+	if json.Unmarshal([]byte(os.Getenv("MOTE_MANIFEST")), &m) != nil || len(m.Net) == 0 {
+		fmt.Println("no NIC in the manifest")
+		os.Exit(3)
+	}
+	json.Unmarshal(m.Net[0], &n)
+	return n
 }
