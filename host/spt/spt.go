@@ -104,7 +104,10 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	// The supervisor's poll, the wait for the guest and each device
 	// thread live in system calls.
 	procs.Reserve(2 + len(cfg.NICs))
-	var rings []int
+	var (
+		rings    []int
+		nicFiles []*os.File // the child's copies: closed here once it has them
+	)
 	for _, n := range cfg.NICs {
 		d := n.NIC
 		dev, files, err := newRingDevice(n)
@@ -123,6 +126,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		man.Net = append(man.Net, d)
 		rings = append(rings, fd+1)
 		extra = append(extra, files...)
+		nicFiles = append(nicFiles, files...)
 		fd += 3
 	}
 	var blocks []BlockFD
@@ -190,6 +194,9 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		return ExitTender, &ExitError{Status: ExitTender, Report: fmt.Sprintf("spt: starting stage 2: %v", err)}
 	}
 	theirs.Close()
+	for _, f := range nicFiles {
+		f.Close()
+	}
 	json.NewEncoder(planW).Encode(p)
 	planW.Close()
 
