@@ -18,14 +18,15 @@ import (
 	"github.com/moteos/mote/abi"
 )
 
-// ringNIC moves frames through the rings the tender maps into guest memory
-// (abi/ring.go): no system call per frame, and an exit only to sleep when
-// there is nothing to do, or to wake the tender's device thread when it
-// sleeps.
+// ringNIC moves frames through the rings it shares with the host's device
+// thread (abi/ring.go) — mapped into guest memory by the hvt tender, or a
+// memory file from mote that it maps itself on spt: no system call per
+// frame, only one to sleep when there is nothing to do, or to wake the
+// device thread when that sleeps (on hvt, a doorbell exit KVM answers).
 type ringNIC struct {
 	name   string
 	ring   []byte
-	notify *os.File // the tender wrote frames (we asked, with RxNeedKick)
+	notify *os.File // the host wrote frames (we asked, with RxNeedKick)
 	wait   syscall.RawConn
 	kick   func() // wakes the host's device thread
 	ch     *channel.Endpoint
