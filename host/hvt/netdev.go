@@ -106,9 +106,7 @@ func (d *ringDev) run() {
 func (m *machine) doorbell(addr uint64) bool {
 	for _, d := range m.devs {
 		if addr == d.bellPA {
-			var one [8]byte
-			one[0] = 1
-			unix.Write(d.Kick, one[:])
+			d.Wake()
 			return true
 		}
 	}

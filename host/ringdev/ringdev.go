@@ -143,9 +143,18 @@ func (d *Device) moveRx(buf []byte) (moved, full bool) {
 	}
 	if moved && atomic.LoadUint32(d.word(abi.RingRxNeedKick)) != 0 {
 		atomic.StoreUint32(d.word(abi.RingRxNeedKick), 0)
-		var one [8]byte
-		one[0] = 1
-		unix.Write(d.Notify, one[:])
+		signal(d.Notify)
 	}
 	return moved, full
+}
+
+// Wake rings the device's doorbell for the guest: what a guest's kick
+// does, for a kick that reached the host some other way (hvt: a doorbell
+// store before KVM answered it itself).
+func (d *Device) Wake() { signal(d.Kick) }
+
+// signal adds one to an eventfd.
+func signal(fd int) {
+	one := [8]byte{1}
+	unix.Write(fd, one[:])
 }

@@ -11,7 +11,6 @@ import (
 // descriptor, and the descriptors stage 2 itself needs until its exec.
 type Policy struct {
 	Pid        int       // the guest's pid (kill and tgkill may aim only at it)
-	NICs       []int     // the NICs' descriptors: read and write
 	Blocks     []BlockFD // pread64 and pwrite64, within bounds
 	Rings      []int     // the NICs' ring files: mmap, never executable
 	ImageFD    int       // execveat(ImageFD, "", …, AT_EMPTY_PATH) only

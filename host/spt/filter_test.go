@@ -7,7 +7,7 @@ import (
 // The filter assembles for a policy with devices, stays small, and the
 // unconditional allowlist stays near the ABI's size.
 func TestFilterBuilds(t *testing.T) {
-	f, err := Build(Policy{Pid: 42, NICs: []int{3}, Blocks: []BlockFD{{FD: 4, Size: 1 << 20, Sector: 512}, {FD: 5, Size: 8 << 30, Sector: 4096, ReadOnly: true}}, ImageFD: 14, NotifySock: 15})
+	f, err := Build(Policy{Pid: 42, Blocks: []BlockFD{{FD: 4, Size: 1 << 20, Sector: 512}, {FD: 5, Size: 8 << 30, Sector: 4096, ReadOnly: true}}, ImageFD: 14, NotifySock: 15})
 	if err != nil {
 		t.Fatal(err)
 	}

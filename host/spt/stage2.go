@@ -76,17 +76,7 @@ func stage2() error {
 			return fmt.Errorf("RLIMIT_FSIZE: %w", err)
 		}
 	}
-	var nics []int
-	isBlock := map[int]bool{}
-	for _, b := range p.Blocks {
-		isBlock[b.FD] = true
-	}
-	for fd := 3; fd < 3+p.Devices; fd++ {
-		if !isBlock[fd] {
-			nics = append(nics, fd)
-		}
-	}
-	filter, err := Build(Policy{Pid: os.Getpid(), NICs: nics, Blocks: p.Blocks, Rings: p.Rings, ImageFD: img, NotifySock: sock})
+	filter, err := Build(Policy{Pid: os.Getpid(), Blocks: p.Blocks, Rings: p.Rings, ImageFD: img, NotifySock: sock})
 	if err != nil {
 		return err
 	}
