@@ -36,8 +36,21 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building mote: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The images these tests boot are copied to a cache of their own,
+	// removed with them, rather than to the user's.
+	shm := "/dev/shm"
+	if _, err := os.Stat(shm); err != nil {
+		shm = dir
+	}
+	cache, err := os.MkdirTemp(shm, "mote-cli-test-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("MOTE_IMAGE_CACHE", cache)
 	code := m.Run()
 	os.RemoveAll(dir)
+	os.RemoveAll(cache)
 	os.Exit(code)
 }
 
@@ -66,10 +79,17 @@ type out struct {
 // README's.
 func mote(t *testing.T, args ...string) out {
 	t.Helper()
+	return moteEnv(t, nil, args...)
+}
+
+// moteEnv is mote with env added to the environment.
+func moteEnv(t *testing.T, env []string, args ...string) out {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, moteBin, args...)
 	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
@@ -164,6 +184,50 @@ func TestExitStatusPassesThrough(t *testing.T) {
 			if fmt.Sprint(got.status) != status || got.stdout != want {
 				t.Errorf("%s: status %d stdout %q stderr %q; want %s and %q", target, got.status, got.stdout, got.stderr, status, want)
 			}
+		}
+	}
+}
+
+// TestImageCacheCopiesImagesNotBuilds: an image booted on hvt is copied
+// once to MOTE_IMAGE_CACHE; a package built for one run, or any image
+// with MOTE_IMAGE_CACHE=off, is not.
+func TestImageCacheCopiesImagesNotBuilds(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	env := []string{"MOTE_IMAGE_CACHE=" + cache}
+	copies := func() int {
+		ents, _ := os.ReadDir(cache)
+		n := 0
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), ".") {
+				n++
+			}
+		}
+		return n
+	}
+	img := filepath.Join(dir, "hello.hvt")
+	if got := mote(t, "build", "-o", img, "./examples/hello"); got.status != 0 {
+		t.Fatalf("build: %+v", got)
+	}
+	want := "hello from mote (target hvt)\n"
+	steps := []struct {
+		env    []string
+		what   string
+		copies int
+	}{
+		{env, "./examples/hello", 0},
+		{[]string{"MOTE_IMAGE_CACHE=off"}, img, 0},
+		{env, img, 1},
+		{env, img, 1},
+	}
+	for _, s := range steps {
+		got := moteEnv(t, s.env, "run", s.what)
+		if got.status != 0 || got.stdout != want {
+			t.Fatalf("run %s with %v: %+v", s.what, s.env, got)
+		}
+		if n := copies(); n != s.copies {
+			t.Fatalf("after running %s with %v: %d copies in the cache, want %d", s.what, s.env, n, s.copies)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/host/build"
 	"github.com/moteos/mote/host/hvt"
+	"github.com/moteos/mote/host/imagecache"
 	"github.com/moteos/mote/host/net/tap"
 	"github.com/moteos/mote/host/net/usernet"
 	"github.com/moteos/mote/host/spt"
@@ -53,7 +54,28 @@ flags:
   --profile FILE         write the guest's CPU profile (pprof format) to FILE
                          when it ends, sampled from outside (hvt; read it with
                          go tool pprof FILE)
+
+environment:
+  MOTE_IMAGE_CACHE=DIR|off
+                         where hvt keeps one shared-memory copy of each image
+                         it boots, which starts it sooner (default
+                         /dev/shm/mote-UID; at most 8 copies, least recently
+                         used removed first; off: boot from the file itself;
+                         a package built by this run is never copied)
 `
+
+// imageCacheDir is where hvt keeps shared copies of images, or "" for
+// none: MOTE_IMAGE_CACHE decides, and an image built for one run is not
+// worth copying.
+func imageCacheDir(o runOptions) string {
+	switch dir := os.Getenv("MOTE_IMAGE_CACHE"); {
+	case o.built || dir == "off":
+		return ""
+	case dir != "":
+		return dir
+	}
+	return imagecache.DefaultDir()
+}
 
 // listFlag collects a repeatable flag.
 type listFlag []string
@@ -74,6 +96,7 @@ type runOptions struct {
 	stats   bool
 	trace   bool
 	profile string
+	built   bool // the image was built for this run alone
 }
 
 func runRun(args []string, stdout, stderr io.Writer) (int, error) {
@@ -133,6 +156,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 		if err != nil {
 			return exitError, err
 		}
+		o.built = true
 	}
 	switch o.target {
 	case "unix":
@@ -187,7 +211,7 @@ func runUnix(o runOptions, binary string, args []string, stdout, stderr io.Write
 
 func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stderr io.Writer) (int, error) {
 	cfg := hvt.Config{Image: image, Args: args, Env: o.env, Memory: mem, CPUs: o.cpus, Strict: o.strict,
-		Stdout: stdout, Stderr: stderr}
+		Stdout: stdout, Stderr: stderr, ImageCache: imageCacheDir(o)}
 	if o.stats {
 		cfg.Stats = stderr
 	}

@@ -16,6 +16,11 @@ type Config struct {
 	CPUs   int      // CPUs reported by sched_getaffinity (0: 1)
 	Strict bool     // kill the guest on a system call outside the ABI
 
+	// ImageCache is a directory for shared-memory copies of images
+	// (package imagecache), which start faster under nested paging; ""
+	// boots from the image file's own pages.
+	ImageCache string
+
 	NICs   []NIC      // network interfaces, guest descriptors 3, 4, …
 	Blocks []Block    // block devices, after the NICs
 	Trees  []abi.Tree // read-only file trees: tar images on the named Blocks

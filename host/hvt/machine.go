@@ -23,6 +23,7 @@ import (
 	"github.com/moteos/mote/host/hvt/shim"
 	"github.com/moteos/mote/host/hvt/vdso"
 	"github.com/moteos/mote/host/image"
+	"github.com/moteos/mote/host/imagecache"
 	"github.com/moteos/mote/host/procs"
 )
 
@@ -222,9 +223,6 @@ func (m *machine) close() {
 		m.sys.Close()
 	}
 	if m.mem != nil {
-		if m.mem.image != nil {
-			unix.Munmap(m.mem.image)
-		}
 		m.mem.release()
 	}
 }
@@ -449,11 +447,12 @@ func (m *machine) prepareVCPUs(n int) {
 // run boots the program and waits for it to end.
 func (m *machine) run(ctx context.Context) (int, error) {
 	start := time.Now()
-	entry, sp, err := m.load()
+	patches := m.syscallPatches()
+	entry, sp, err := m.load(patches)
 	if err != nil {
 		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
-	m.patched = m.patchSyscalls()
+	m.patched = m.applyPatches(patches)
 	c, err := m.newVCPU()
 	if err != nil {
 		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
@@ -554,12 +553,14 @@ func (m *machine) exit(status int, fatal *ExitError) {
 }
 
 // load maps the image and the main thread's stack and returns the entry
-// point and initial stack pointer.
-func (m *machine) load() (entry, sp uint64, err error) {
+// point and initial stack pointer. The text pages under patches are mapped
+// privately, so that writing the patches leaves any shared copy alone.
+func (m *machine) load(patches []textPatch) (entry, sp uint64, err error) {
 	mem := m.mem
 	mem.mu.Lock()
 	defer mem.mu.Unlock()
-	if err := m.mapImageFile(); err != nil {
+	shared, private, err := m.mapImage()
+	if err != nil {
 		return 0, 0, err
 	}
 	for _, s := range m.img.Segments {
@@ -575,11 +576,26 @@ func (m *machine) load() (entry, sp uint64, err error) {
 		}
 		start, end := s.Vaddr&^(pageSize-1), alignUp(s.Vaddr+s.Memsz, pageSize)
 		fileEnd := start // pages below this map the file itself
-		if mem.image != nil {
+		if len(mem.files) > 0 {
 			fileEnd = max(start, (s.Vaddr+uint64(len(s.Data)))&^(pageSize-1))
-			pa := mem.imageBase + s.Offset - (s.Vaddr - start)
-			if err := mem.mapRange(start, pa, int((fileEnd-start)/pageSize), protFlags(prot)); err != nil {
+			base := shared
+			if s.Write {
+				base = private
+			}
+			off := s.Offset - (s.Vaddr - start) // file offset of start
+			if err := mem.mapRange(start, base+off, int((fileEnd-start)/pageSize), protFlags(prot)); err != nil {
 				return 0, 0, fmt.Errorf("hvt: loading segment at %#x: %w", s.Vaddr, err)
+			}
+			if base != private {
+				for _, p := range patches {
+					for va := p.va &^ (pageSize - 1); va < p.va+uint64(len(p.code)); va += pageSize {
+						if start <= va && va < fileEnd {
+							if err := mem.mapPage(va, private+off+va-start, protFlags(prot)); err != nil {
+								return 0, 0, err
+							}
+						}
+					}
+				}
 			}
 		}
 		// The rest — a last page partly from the file, and the zeroed
@@ -602,27 +618,55 @@ func (m *machine) load() (entry, sp uint64, err error) {
 	return m.img.Entry, sp, err
 }
 
-// mapImageFile maps the program file privately as a second memory slot,
-// above RAM and the doorbell: the guest's text and data pages are the
-// file's pages, shared through the host's page cache by every instance
-// until one writes (copy on write), and nothing is copied at boot.
-func (m *machine) mapImageFile() error {
+// mapImage maps the program file as memory slots above RAM and the
+// doorbell, and returns the guest-physical addresses at which the file
+// starts for read-only and for writable pages. The guest's program pages
+// are the file's own pages, shared through the host's page cache by every
+// instance until one writes (copy on write): nothing is copied at boot.
+// With an image cache, read-only pages come instead from a shared mapping
+// of the image's copy in tmpfs, which KVM maps several pages per fault
+// (package imagecache); writable ones from a private mapping of that copy.
+// An image parsed from memory has no file: load then copies it.
+func (m *machine) mapImage() (shared, private uint64, err error) {
 	f := m.img.File()
 	if f == nil {
-		return nil // an image parsed from memory: populate copies it
+		return 0, 0, nil
+	}
+	src := f
+	if m.cfg.ImageCache != "" {
+		if c, err := (imagecache.Cache{Dir: m.cfg.ImageCache}).Open(f); err == nil {
+			defer c.Close()
+			src = c
+		} else if m.trace != nil {
+			m.trace.printf("booting from the image file: %v", err)
+		}
 	}
 	size := int(alignUp(uint64(m.img.Size), pageSize))
-	b, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
-	if err != nil {
-		return fmt.Errorf("hvt: mapping %s: %w", m.img.Path, err)
-	}
 	base := alignUp(uint64(len(m.mem.host))+pageSize, hugeSize)
-	if err := m.vm.SetMemory(1, base, b); err != nil {
-		unix.Munmap(b)
-		return err
+	slot := func(flags int) (uint64, error) {
+		b, err := unix.Mmap(int(src.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, flags)
+		if err != nil {
+			return 0, fmt.Errorf("hvt: mapping %s: %w", m.img.Path, err)
+		}
+		pa := base
+		if err := m.vm.SetMemory(uint32(1+len(m.mem.files)), pa, b); err != nil {
+			unix.Munmap(b)
+			return 0, err
+		}
+		m.mem.files = append(m.mem.files, fileSlot{pa, b})
+		base = alignUp(pa+uint64(size), hugeSize)
+		return pa, nil
 	}
-	m.mem.image, m.mem.imageBase = b, base
-	return nil
+	if private, err = slot(unix.MAP_PRIVATE); err != nil {
+		return 0, 0, err
+	}
+	if src == f {
+		return private, private, nil
+	}
+	if shared, err = slot(unix.MAP_SHARED); err != nil {
+		return 0, 0, err
+	}
+	return shared, private, nil
 }
 
 // buildStack writes argc, argv, envp and auxv as Linux does for a static

@@ -18,7 +18,8 @@ import (
 // kept by the tender; physical pages are bound to committed virtual pages
 // on first touch, by the page-fault exit, in 2 MiB pages where a whole
 // aligned 2 MiB lies in one committed area and in runs of 4 KiB pages
-// elsewhere.
+// elsewhere. The program's file pages are one or two more slots above RAM
+// (machine.mapImage), mapped by the page tables from the start.
 //
 // Page-table entries only ever go from not-present to present (or gain
 // write permission): a binding is never removed or moved. kvm-pvm shadows
@@ -33,12 +34,14 @@ const (
 	pageSize = 4096
 	hugeSize = 2 << 20
 
-	ptePresent = 1 << 0
-	pteWrite   = 1 << 1
-	pteUser    = 1 << 2
-	ptePS      = 1 << 7
-	pteNX      = 1 << 63
-	pteAddr    = 0x000ffffffffff000
+	ptePresent  = 1 << 0
+	pteWrite    = 1 << 1
+	pteUser     = 1 << 2
+	pteAccessed = 1 << 5
+	pteDirty    = 1 << 6
+	ptePS       = 1 << 7
+	pteNX       = 1 << 63
+	pteAddr     = 0x000ffffffffff000
 
 	// faultAround is how many 4 KiB pages one fault binds at most.
 	faultAround = 16
@@ -92,11 +95,10 @@ func (e *oomError) Error() string {
 
 // memory is a guest's physical memory and address space.
 type memory struct {
-	mu        sync.Mutex
-	host      []byte // guest-physical [0, len(host)): RAM
-	image     []byte // guest-physical [imageBase, imageBase+len(image)): the program file, mapped privately
-	imageBase uint64
-	areas     []area // sorted, disjoint
+	mu    sync.Mutex
+	host  []byte     // guest-physical [0, len(host)): RAM
+	files []fileSlot // above RAM: the program's pages
+	areas []area     // sorted, disjoint
 
 	sysNext  uint64 // next free 4 KiB page for tables, kernel pages and user pages (grows up)
 	hugeNext uint64 // lowest bound 2 MiB chunk (grows down)
@@ -107,6 +109,13 @@ type memory struct {
 	commitMax uint64
 
 	pml4 uint64
+}
+
+// fileSlot is guest-physical memory [base, base+len(b)) mapped from the
+// program's file or its shared copy (see machine.mapImage).
+type fileSlot struct {
+	base uint64
+	b    []byte
 }
 
 func newMemory(limit, reserve uint64) (*memory, error) {
@@ -130,6 +139,9 @@ func newMemory(limit, reserve uint64) (*memory, error) {
 }
 
 func (m *memory) release() {
+	for _, f := range m.files {
+		unix.Munmap(f.b)
+	}
 	unix.MunmapPtr(unsafe.Pointer(&m.host[0]), uintptr(len(m.host)))
 }
 
@@ -202,7 +214,7 @@ func (m *memory) entry(va uint64, level int, create bool) (*uint64, error) {
 			if err != nil {
 				return nil, err
 			}
-			v = pa | ptePresent | pteWrite | pteUser
+			v = pa | ptePresent | pteWrite | pteUser | pteAccessed
 			atomic.StoreUint64(e, v)
 		} else if v&ptePS != 0 {
 			return nil, nil
@@ -217,8 +229,10 @@ func (m *memory) phys(pa uint64) []byte {
 	if pa < uint64(len(m.host)) {
 		return m.host[pa:]
 	}
-	if pa >= m.imageBase && pa-m.imageBase < uint64(len(m.image)) {
-		return m.image[pa-m.imageBase:]
+	for _, f := range m.files {
+		if pa >= f.base && pa-f.base < uint64(len(f.b)) {
+			return f.b[pa-f.base:]
+		}
 	}
 	panic(fmt.Sprintf("hvt: guest-physical %#x is not memory", pa))
 }
@@ -293,10 +307,14 @@ func (m *memory) translate(va uint64) (pa uint64, flags uint64, ok bool) {
 	return table | va&(pageSize-1), flags, true
 }
 
+// protFlags is the page-table entry flags for a protection. Entries start
+// accessed, and writable ones dirty: nothing in the guest reads the bits,
+// and KVM maps a faulting page's neighbours along with it only where their
+// entries are marked accessed (see package imagecache).
 func protFlags(prot int) uint64 {
-	f := uint64(ptePresent | pteUser)
+	f := uint64(ptePresent | pteUser | pteAccessed)
 	if prot&protWrite != 0 {
-		f |= pteWrite
+		f |= pteWrite | pteDirty
 	}
 	if prot&protExec == 0 {
 		f |= pteNX
@@ -337,9 +355,9 @@ func (m *memory) faultLocked(va uint64, write bool) (bool, error) {
 		// write permission since the page was bound.
 		if write && f&pteWrite == 0 {
 			if e, _ := m.entry(va, 1, false); e != nil {
-				atomic.StoreUint64(e, atomic.LoadUint64(e)|pteWrite)
+				atomic.StoreUint64(e, atomic.LoadUint64(e)|pteWrite|pteDirty)
 			} else if e, _ := m.entry(va, 2, false); e != nil {
-				atomic.StoreUint64(e, atomic.LoadUint64(e)|pteWrite)
+				atomic.StoreUint64(e, atomic.LoadUint64(e)|pteWrite|pteDirty)
 			}
 		}
 		return true, nil

@@ -6,14 +6,19 @@ import (
 	"github.com/moteos/mote/host/hvt/shim"
 )
 
-// patchSyscalls rewrites, in guest memory, the system-call sites of the Go
-// runtime functions the shim serves: `mov $nr, %eax; syscall` (7 bytes) or
-// `mov $nr, %rax; syscall` (9 bytes) becomes `call shim+entry` and a nop.
-// Only exact matches inside the named functions are touched, and only for
-// call numbers the shim knows; everything else keeps its SYSCALL. It
-// returns how many sites it rewrote.
-func (m *machine) patchSyscalls() int {
-	n := 0
+// textPatch is code to write over the program's text at va.
+type textPatch struct {
+	va   uint64
+	code []byte
+}
+
+// syscallPatches finds the system-call sites of the Go runtime functions
+// the shim serves and their rewrites: `mov $nr, %eax; syscall` (7 bytes)
+// or `mov $nr, %rax; syscall` (9 bytes) becomes `call shim+entry` and a
+// nop. Only exact matches inside the named functions are rewritten, and
+// only for call numbers the shim knows; everything else keeps its SYSCALL.
+func (m *machine) syscallPatches() []textPatch {
+	var ps []textPatch
 	for _, r := range m.img.Funcs(shim.Functions...) {
 		entry, end := r[0], r[1]
 		if end <= entry || end-entry > 4096 {
@@ -52,23 +57,32 @@ func (m *machine) patchSyscalls() int {
 			} else {
 				copy(p[5:], []byte{0x0f, 0x1f, 0x40, 0x00}) // 4-byte nop
 			}
-			if m.writeText(site, p) {
-				n++
-			}
+			ps = append(ps, textPatch{site, p})
 			i += size - 1
 		}
 	}
-	return n
+	return ps
 }
 
-// writeText writes into the guest's (read-only) program text.
-func (m *machine) writeText(va uint64, b []byte) bool {
-	for i := range b {
-		pa, _, ok := m.mem.translate(va + uint64(i))
-		if !ok {
-			return false
+// applyPatches writes the patches into the guest's (read-only) program
+// text, whose pages under them load mapped privately, and returns how many
+// it wrote.
+func (m *machine) applyPatches(ps []textPatch) int {
+	n := 0
+next:
+	for _, p := range ps {
+		pas := make([]uint64, len(p.code))
+		for i := range p.code {
+			pa, _, ok := m.mem.translate(p.va + uint64(i))
+			if !ok {
+				continue next
+			}
+			pas[i] = pa
 		}
-		m.mem.phys(pa)[0] = b[i]
+		for i, pa := range pas {
+			m.mem.phys(pa)[0] = p.code[i]
+		}
+		n++
 	}
-	return true
+	return n
 }
