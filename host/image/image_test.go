@@ -1,0 +1,55 @@
+package image_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/moteos/mote/host/image"
+)
+
+// guest builds a small static Go program, as mote build does.
+func guest(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "main.go")
+	if err := os.WriteFile(src, []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "prog")
+	cmd := exec.Command("go", "build", "-o", bin, src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building a guest: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestFuncsFindsRuntimeFunctions looks up Go and assembly (ABI0)
+// functions by name, and leaves out names the program lacks.
+func TestFuncsFindsRuntimeFunctions(t *testing.T) {
+	img, err := image.Open(guest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	got := img.Funcs("runtime.main", "runtime.usleep", "main.main", "runtime.noSuchFunction")
+	for _, name := range []string{"runtime.main", "runtime.usleep", "main.main"} {
+		r, ok := got[name]
+		if !ok || r[0] == 0 || r[1] <= r[0] {
+			t.Errorf("%s: %v %v", name, r, ok)
+			continue
+		}
+		if f := img.Symbolize(r[0]); f.Function != name {
+			t.Errorf("%s at %#x symbolizes as %v", name, r[0], f)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("got %d functions, want 3: %v", len(got), got)
+	}
+	// Names shorter than the 8-byte prefilter.
+	if got := img.Funcs("x", "main.main"); len(got) != 1 || got["main.main"][0] == 0 {
+		t.Errorf("with a short name: %v", got)
+	}
+}
