@@ -632,24 +632,24 @@ func (m *memory) kernelPage(va uint64, exec bool) (uint64, error) {
 	return pa, m.mapPage(va, pa, flags)
 }
 
-// populate binds [start, end) eagerly with fresh pages and the given
-// protection, copying data to start; used for the image and the vDSO.
+// populate binds [start, end) eagerly with fresh, consecutive pages and
+// the given protection, copying data to start+dataOff; used for the
+// image's .bss and the vDSO. The pages are mapped a page table at a time:
+// a Go program's .bss is tens of megabytes.
 func (m *memory) populate(start, end uint64, prot int, data []byte, dataOff uint64) error {
-	flags := protFlags(prot)
-	for va := start &^ (pageSize - 1); va < end; va += pageSize {
-		pa, err := m.allocPage()
-		if err != nil {
-			return err
-		}
-		if err := m.mapPage(va, pa, flags); err != nil {
-			return err
-		}
-		// Copy the part of data that lands in this page.
-		lo := max(va, start+dataOff)
-		hi := min(va+pageSize, start+dataOff+uint64(len(data)))
-		if lo < hi {
-			copy(m.host[pa+lo-va:pa+hi-va], data[lo-start-dataOff:hi-start-dataOff])
-		}
+	dataOff += start & (pageSize - 1)
+	start &^= pageSize - 1
+	n := (alignUp(end, pageSize) - start) / pageSize
+	if m.sysNext+n*pageSize > m.hugeNext {
+		return &oomError{"no physical page left", m.bound, m.limit}
+	}
+	pa := m.sysNext
+	m.sysNext += n * pageSize
+	if err := m.mapRange(start, pa, int(n), protFlags(prot)); err != nil {
+		return err
+	}
+	if dataOff < n*pageSize {
+		copy(m.host[pa+dataOff:pa+n*pageSize], data)
 	}
 	return nil
 }
