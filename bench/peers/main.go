@@ -56,6 +56,8 @@ type way struct {
 	// at maxRAM (the default) and is refused below minRAM.
 	withRAM        func(port, mib int) (*exec.Cmd, func())
 	minRAM, maxRAM int
+	// startsOnly ways are variants measured for their start-up alone.
+	startsOnly bool
 }
 
 // Summary is the median, minimum and maximum of a timing, in ms.
@@ -86,12 +88,19 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	// Mote's hvt rows use an image cache of the run's own, removed after.
+	cache, err := os.MkdirTemp("/dev/shm", "mote-bench-cache-")
+	if err == nil {
+		os.Setenv("MOTE_IMAGE_CACHE", filepath.Join(cache, "cache"))
+	}
 	var rs []Result
 	for _, w := range ways() {
 		fmt.Fprintf(os.Stderr, "peers: %s\n", w.name)
 		rs = append(rs, measure(w))
 	}
-	if err := write(rs); err != nil {
+	err = write(rs)
+	os.RemoveAll(cache)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(1)
 	}
@@ -111,6 +120,46 @@ func size(paths ...string) int64 {
 
 func plain(args ...string) func() (*exec.Cmd, func()) {
 	return func() (*exec.Cmd, func()) { return exec.Command(args[0], args[1:]...), func() {} }
+}
+
+// withCache gives a mote command an image cache: "off", or, with "fresh",
+// a new empty one in tmpfs, so that the start makes the image's copy.
+func withCache(mode string, cmd *exec.Cmd, stop func()) (*exec.Cmd, func()) {
+	dir := mode
+	if mode == "fresh" {
+		d, err := os.MkdirTemp("/dev/shm", "mote-bench-fresh-")
+		if err != nil {
+			d = filepath.Join(os.TempDir(), fmt.Sprintf("mote-bench-fresh-%d", time.Now().UnixNano()))
+		}
+		dir = filepath.Join(d, "cache")
+		stop0 := stop
+		stop = func() { stop0(); os.RemoveAll(d) }
+	}
+	cmd.Env = append(os.Environ(), "MOTE_IMAGE_CACHE="+dir)
+	return cmd, stop
+}
+
+// hvtCacheVariants are hvt without the image cache, and hvt starting an
+// image it has never copied (the first start of a new image).
+func hvtCacheVariants() []way {
+	var ws []way
+	for _, v := range []struct{ name, mode string }{
+		{"mote -t hvt, no image cache", "off"},
+		{"mote -t hvt, first start of an image (copy made)", "fresh"},
+	} {
+		ws = append(ws, way{
+			name: v.name, mote: true, startsOnly: true,
+			hello: func() (*exec.Cmd, func()) {
+				return withCache(v.mode, exec.Command(*moteBin, "run", g("hello.hvt")), func() {})
+			},
+			httpd: func(port int) (*exec.Cmd, func()) {
+				cmd, stop := stopBySignal(exec.Command(*moteBin, "run", "--net", "user", "-p", addr(port)+":8080", g("httpd.hvt")))
+				return withCache(v.mode, cmd, stop)
+			},
+			artifact: func() (int64, string) { return size(g("httpd.hvt")), "image" },
+		})
+	}
+	return ws
 }
 
 func ways() []way {
@@ -152,6 +201,7 @@ func ways() []way {
 			artifact: func() (int64, string) { return size(g("httpd.hvt")), "image" },
 		},
 	}
+	ws = append(ws, hvtCacheVariants()...)
 	if w, err := microVM(); err != nil {
 		fmt.Fprintln(os.Stderr, "peers: no Linux microVM:", err)
 	} else {
@@ -254,6 +304,9 @@ func measure(w way) Result {
 	r.ArtifactBytes, r.Artifact = w.artifact()
 	r.FirstOutput = timings(*n, func() (time.Duration, error) { return firstOutput(w) })
 	r.FirstHTTP = timings(*n, func() (time.Duration, error) { return firstHTTP(w.httpd, 60*time.Second) })
+	if w.startsOnly {
+		return r
+	}
 	idle(w, &r)
 	if w.withRAM != nil {
 		r.MinRAMMiB = smallestRAM(w)
@@ -452,10 +505,15 @@ func write(rs []Result) error {
 		if r.MinRAMMiB > 0 {
 			minRAM = fmt.Sprintf("%d MiB", r.MinRAMMiB)
 		}
-		w("| %s | %.1f MB (%s) | %s | %s | %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.3f%% | %s |\n",
+		idle := fmt.Sprintf("%.1f MiB | %.1f MiB | %.1f MiB | %.3f%%", r.RSSMiB, r.PSSMiB, r.MemAvailMiB, r.IdleCPU)
+		if r.RSSMiB == 0 {
+			idle = "— | — | — | —" // a start-up variant
+		}
+		w("| %s | %.1f MB (%s) | %s | %s | %s | %s | %s | %s |\n",
 			r.Name, float64(r.ArtifactBytes)/1e6, r.Artifact, span(r.FirstOutput), ratio(r.FirstOutput, base.FirstOutput),
-			span(r.FirstHTTP), ratio(r.FirstHTTP, base.FirstHTTP), r.RSSMiB, r.PSSMiB, r.MemAvailMiB, r.IdleCPU, minRAM)
+			span(r.FirstHTTP), ratio(r.FirstHTTP, base.FirstHTTP), idle, minRAM)
 	}
+	w("\nMote's hvt rows boot from the image's shared copy in tmpfs (docs/hvt.md), which the first start of an image makes: \"first start of an image\" is that start, every run with a new empty cache; \"no image cache\" boots from the file itself (MOTE_IMAGE_CACHE=off).\n")
 	w("\n![First HTTP answer](img/peers-first-http.png)\n\n![Memory per idle instance](img/peers-memory.png)\n\n")
 	for _, r := range rs {
 		for _, note := range r.Notes {
@@ -493,7 +551,9 @@ func charts(rs []Result) error {
 	var first, mem []chart.Bar
 	for _, r := range rs {
 		first = append(first, chart.Bar{Label: r.Name, Value: r.FirstHTTP.Median, Mote: r.Mote})
-		mem = append(mem, chart.Bar{Label: r.Name, Value: r.PSSMiB, Mote: r.Mote})
+		if r.PSSMiB > 0 {
+			mem = append(mem, chart.Bar{Label: r.Name, Value: r.PSSMiB, Mote: r.Mote})
+		}
 	}
 	if err := chart.Bars(filepath.Join(*img, "peers-first-http.png"), "Start to first HTTP answer (median, this machine)", "ms, log scale", true, first); err != nil {
 		return err
