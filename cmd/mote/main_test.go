@@ -232,6 +232,73 @@ func TestImageCacheCopiesImagesNotBuilds(t *testing.T) {
 	}
 }
 
+// TestFullTmpfsImageCache runs hvt with its image cache on a tmpfs too
+// small, in a mount namespace of the test's own: with room only once the
+// older copy filling it is removed, the copy is made after all; with no
+// room at all, the guest boots from the image file, and no partial copy is
+// left behind.
+func TestFullTmpfsImageCache(t *testing.T) {
+	needKVM(t)
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED LOUDLY: needs root to mount a small tmpfs in a mount namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("SKIPPED LOUDLY: needs unshare(1) for a mount namespace")
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "hello.hvt")
+	if got := mote(t, "build", "-o", img, "./examples/hello"); got.status != 0 {
+		t.Fatalf("build: %+v", got)
+	}
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(dir, "shm")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		sizeKB int64
+		want   string // what the cache holds afterwards
+	}{
+		// An old copy takes half the room: the new copy fits once it goes.
+		{"room after removing the old copy", st.Size()*3/2>>10 + 64, "one copy, of the image"},
+		{"no room", st.Size() / 2 >> 10, "nothing"},
+	} {
+		script := `set -e
+mount -t tmpfs -o size=${SIZE}k,mode=0700 tmpfs "$MNT"
+mkdir -m 0700 "$MNT/cache"
+head -c $((${SIZE} * 1024 / 2)) /dev/zero > "$MNT/cache/0000000000000000000000000000old0"
+MOTE_IMAGE_CACHE="$MNT/cache" "$MOTE" run --trace "$IMG" 2>"$MNT/trace" || { cat "$MNT/trace" >&2; exit 1; }
+echo "--- trace"; grep "booting from the image file" "$MNT/trace" || true
+echo "--- cache"; for f in "$MNT"/cache/* "$MNT"/cache/.new-*; do [ -e "$f" ] || continue; if cmp -s "$f" "$IMG"; then echo "copy of the image"; else echo "other: $(basename "$f")"; fi; done
+`
+		cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
+		cmd.Env = append(os.Environ(), fmt.Sprint("SIZE=", c.sizeKB), "MNT="+mnt, "MOTE="+moteBin, "IMG="+img)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c.name, err, out)
+		}
+		text := string(out)
+		if !strings.HasPrefix(text, "hello from mote (target hvt)\n") {
+			t.Fatalf("%s: the guest did not run:\n%s", c.name, text)
+		}
+		_, cache, _ := strings.Cut(text, "--- cache\n")
+		switch c.want {
+		case "one copy, of the image":
+			if cache != "copy of the image\n" {
+				t.Errorf("%s: cache holds:\n%swant only a copy of the image\n%s", c.name, cache, text)
+			}
+		case "nothing":
+			if cache != "" || !strings.Contains(text, "no space left on device") {
+				t.Errorf("%s: cache holds:\n%swant nothing, and a trace of booting from the file\n%s", c.name, cache, text)
+			}
+		}
+	}
+}
+
 func TestHVTWithoutImageIsRefused(t *testing.T) {
 	got := mote(t, "run", "-t", "hvt", "/etc/hostname")
 	if got.status != 125 || !strings.Contains(got.stderr, "not an ELF file") {
