@@ -29,7 +29,9 @@ func guestStack() (*netstack.Stack, error) {
 			return
 		}
 		installRoots()
-		theStack, stackErr = netstack.New(m.Net, netstack.Options{})
+		// Held until the first listener or dial is in place: a request
+		// that came while the unikernel started is served, not reset.
+		theStack, stackErr = netstack.New(m.Net, netstack.Options{Hold: true})
 	})
 	return theStack, stackErr
 }

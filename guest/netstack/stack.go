@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -25,10 +26,16 @@ import (
 	"github.com/moteos/mote/abi"
 )
 
-// Options bound the stack's memory.
+// Options bound the stack's memory and say when it starts reading.
 type Options struct {
 	// TCPBufferMax caps each TCP socket's send and receive buffer (0: 1 MiB).
 	TCPBufferMax int
+	// Hold leaves the NICs unread until the stack's first Listen,
+	// ListenPacket or dial, so that frames which arrived while the program
+	// started — a client's SYN to the port it is about to listen on, the
+	// request that cold-started a unikernel — meet the listener instead of
+	// a reset.
+	Hold bool
 }
 
 // Stack is a running TCP/IP stack over one or more NICs.
@@ -39,6 +46,7 @@ type Stack struct {
 	dns   []netip.Addr
 	ctx   context.Context
 	stop  context.CancelFunc
+	read  sync.Once // starts the NICs' read loops
 }
 
 // New starts a stack on the NICs of a manifest. Each NIC's FD must be a
@@ -157,13 +165,22 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 		routes = append(routes, tcpip.Route{Destination: header6LinkLocal(), NIC: id})
 	}
 	s.SetRouteTable(routes)
-	for _, l := range st.nics {
-		go l.readLoop()
-	}
-	for _, r := range st.rings {
-		go r.readLoop()
+	if !opt.Hold {
+		st.startReading()
 	}
 	return st, nil
+}
+
+// startReading starts the NICs' read loops, once.
+func (st *Stack) startReading() {
+	st.read.Do(func() {
+		for _, l := range st.nics {
+			go l.readLoop()
+		}
+		for _, r := range st.rings {
+			go r.readLoop()
+		}
+	})
 }
 
 func header4Any() tcpip.Subnet {
@@ -266,6 +283,7 @@ func (st *Stack) Listen(network, address string) (net.Listener, error) {
 	if err != nil {
 		return nil, opError("listen", network, address, err)
 	}
+	st.startReading()
 	return l, nil
 }
 
@@ -284,12 +302,14 @@ func (st *Stack) ListenPacket(network, address string) (net.PacketConn, error) {
 	if err != nil {
 		return nil, opError("listen", network, address, err)
 	}
+	st.startReading()
 	return c, nil
 }
 
 // DialContext connects over TCP or UDP; host names are resolved with the
 // stack's resolver.
 func (st *Stack) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	st.startReading()
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, opError("dial", network, address, err)

@@ -24,12 +24,17 @@ func pair(t *testing.T) (int, int) {
 
 func newStack(t *testing.T, fd int, n int) *Stack {
 	t.Helper()
+	return newStackWith(t, fd, n, Options{})
+}
+
+func newStackWith(t *testing.T, fd int, n int, opt Options) *Stack {
+	t.Helper()
 	st, err := New([]abi.NIC{{
 		Name: "net0", FD: fd, MTU: 1500,
 		MAC:  fmt.Sprintf("02:00:00:00:00:%02x", n),
 		Addr: fmt.Sprintf("10.0.0.%d/24", n),
 		DNS:  []string{"10.0.0.1"},
-	}}, Options{})
+	}}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +110,51 @@ func TestTwoStacks(t *testing.T) {
 }
 
 // Malformed frames are dropped and counted, and the stack keeps working.
+// TestHeldStackServesTheEarlyConnection: a connection attempt that
+// reaches a held stack before it listens is accepted once it does, as the
+// request that cold-starts a unikernel must be; a stack that reads at once
+// refuses it.
+func TestHeldStackServesTheEarlyConnection(t *testing.T) {
+	for _, hold := range []bool{true, false} {
+		a, b := pair(t)
+		server, client := newStackWith(t, a, 1, Options{Hold: hold}), newStack(t, b, 2)
+		dialed := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, err := client.DialContext(ctx, "tcp", "10.0.0.1:80")
+			if err == nil {
+				c.Close()
+			}
+			dialed <- err
+		}()
+		// The SYN is on the wire well before the server listens.
+		time.Sleep(200 * time.Millisecond)
+		select {
+		case err := <-dialed:
+			if hold {
+				t.Fatalf("held: the dial ended before the server listened: %v", err)
+			}
+			if err == nil {
+				t.Fatal("not held: a connection to a port nobody listens on succeeded")
+			}
+			continue
+		default:
+		}
+		if !hold {
+			t.Fatal("not held: the dial to a closed port was not refused within 200 ms")
+		}
+		l, err := server.Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-dialed; err != nil {
+			t.Fatalf("held: the early connection failed: %v", err)
+		}
+		l.Close()
+	}
+}
+
 func TestBadFramesDropped(t *testing.T) {
 	a, b := pair(t)
 	st := newStack(t, a, 1)
