@@ -93,10 +93,11 @@ func main() {
 	if err == nil {
 		os.Setenv("MOTE_IMAGE_CACHE", filepath.Join(cache, "cache"))
 	}
-	var rs []Result
-	for _, w := range ways() {
-		fmt.Fprintf(os.Stderr, "peers: %s\n", w.name)
-		rs = append(rs, measure(w))
+	ws := ways()
+	rs := startUps(ws)
+	for i, w := range ws {
+		fmt.Fprintf(os.Stderr, "peers: %s: memory and idle CPU\n", w.name)
+		measure(w, &rs[i])
 	}
 	err = write(rs)
 	os.RemoveAll(cache)
@@ -299,31 +300,49 @@ func inRunsc(bin string, args ...string) func() (*exec.Cmd, func()) {
 	}
 }
 
-func measure(w way) Result {
-	r := Result{Name: w.name, Mote: w.mote}
-	r.ArtifactBytes, r.Artifact = w.artifact()
-	r.FirstOutput = timings(*n, func() (time.Duration, error) { return firstOutput(w) })
-	r.FirstHTTP = timings(*n, func() (time.Duration, error) { return firstHTTP(w.httpd, 60*time.Second) })
-	if w.startsOnly {
-		return r
+// startUps times every way's starts in n interleaved rounds, each round
+// starting every way once: the machine is shared and its speed drifts, and
+// the drift then falls on every way alike rather than on whichever ran
+// during a slow minute.
+func startUps(ws []way) []Result {
+	rs := make([]Result, len(ws))
+	hello := make([][]float64, len(ws))
+	httpd := make([][]float64, len(ws))
+	record := func(to *[]float64, d time.Duration, err error) {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "peers:", err)
+			return
+		}
+		*to = append(*to, float64(d.Microseconds())/1e3)
 	}
-	idle(w, &r)
+	for k := 0; k < *n; k++ {
+		fmt.Fprintf(os.Stderr, "peers: start-up round %d of %d\n", k+1, *n)
+		for i, w := range ws {
+			d, err := firstOutput(w)
+			record(&hello[i], d, err)
+			d, err = firstHTTP(w.httpd, 60*time.Second)
+			record(&httpd[i], d, err)
+		}
+	}
+	for i, w := range ws {
+		rs[i] = Result{Name: w.name, Mote: w.mote, FirstOutput: summary(hello[i]), FirstHTTP: summary(httpd[i])}
+		rs[i].ArtifactBytes, rs[i].Artifact = w.artifact()
+	}
+	return rs
+}
+
+// measure adds a way's memory, idle CPU and smallest RAM to r.
+func measure(w way, r *Result) {
+	if w.startsOnly {
+		return
+	}
+	idle(w, r)
 	if w.withRAM != nil {
 		r.MinRAMMiB = smallestRAM(w)
 	}
-	return r
 }
 
-func timings(n int, f func() (time.Duration, error)) Summary {
-	var ds []float64
-	for i := 0; i < n; i++ {
-		d, err := f()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "peers:", err)
-			continue
-		}
-		ds = append(ds, float64(d.Microseconds())/1e3)
-	}
+func summary(ds []float64) Summary {
 	if len(ds) == 0 {
 		return Summary{}
 	}
@@ -496,7 +515,7 @@ func write(rs []Result) error {
 	}
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	w("Measured %s on %s. Start-up timings are the median of %d cold runs (a new process, VM or sandbox each time; no snapshot), with min and max; memory and idle CPU are of %d idle httpd instances running together, each after answering one request; ratios are against the native process measured in the same run.\n\n",
+	w("Measured %s on %s. Start-up timings are the median of %d cold runs (a new process, VM or sandbox each time; no snapshot), with min and max, in interleaved rounds (each round starts every way once); memory and idle CPU are of %d idle httpd instances running together, each after answering one request; ratios are against the native process measured in the same run.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), report.Machine(), *n, *instances)
 	w("| way | httpd artifact | hello: first output | vs native | httpd: first answer | vs native | RSS | PSS | MemAvailable drop | idle CPU (of a core) | smallest RAM |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	base := rs[0]
