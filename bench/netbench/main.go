@@ -19,6 +19,7 @@ import (
 	"github.com/moteos/mote/bench/procstat"
 	"github.com/moteos/mote/bench/report"
 	"github.com/moteos/mote/bench/runsc"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +111,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	rss, pss := idleRSS()
+	rss, pss, rssErr := idleRSS()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s. `wrk -t2 -c32 -d%v --latency` on `%s` of examples/httpd (keep-alive), then the same with `Connection: close` (a new connection per request); wrk runs on the same 2 cores as the server. CPU is the server's host CPU (mote, the tender's threads and the guest's vCPUs) divided by the requests served. Every figure is the median of %d rounds, each round measuring every server in turn; p50 and p99 are those of the round with the median req/s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), *duration, path, *nRounds)
@@ -123,7 +124,11 @@ func main() {
 		fmt.Fprintf(&b, "| %s | %.0f | %.3f× | %s | %s | %.0f | %.0f | %s | %s |\n", r.name, r.rps, r.vsNative, r.p50, r.p99, r.cpuUS, r.closeRPS, exits, frames)
 	}
 	fmt.Fprintf(&b, "\n![HTTP requests per second](img/net-rps.png)\n")
-	fmt.Fprintf(&b, "\nIdle httpd unikernel (64 MiB guest, user networking), 1 s after serving one request: host RSS %.1f MiB, PSS %.1f MiB (the image's pages are the host's page cache, shared between instances).\n", rss, pss)
+	if rssErr != nil {
+		fmt.Fprintf(&b, "\nIdle httpd unikernel: not measured (%v).\n", rssErr)
+	} else {
+		fmt.Fprintf(&b, "\nIdle httpd unikernel (64 MiB guest, user networking), 1 s after serving one request: host RSS %.1f MiB, PSS %.1f MiB (the image's pages are shared between instances: the host's page cache, or the image's copy in tmpfs).\n", rss, pss)
+	}
 	if len(vsGVisor) > 0 {
 		fmt.Fprintf(&b, "\nAgainst gVisor measured in the same run: %s.\n", strings.Join(vsGVisor, "; "))
 	}
@@ -375,19 +380,25 @@ func tail(s string) string {
 
 // idleRSS starts the unikernel, serves one request, waits a second and
 // reads the tender's RSS and PSS in MiB.
-func idleRSS() (float64, float64) {
-	cmd := exec.Command(*moteBin, "run", "--net", "user", "-p", "127.0.0.1:18093:8080", *image)
+func idleRSS() (float64, float64, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(*moteBin, "run", "--net", "user", "-p", addr+":8080", *image)
 	if err := cmd.Start(); err != nil {
-		return 0, 0
+		return 0, 0, err
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	if !waitHTTP("127.0.0.1:18093", nil) {
-		return 0, 0
+	if !waitHTTP(addr, nil) {
+		return 0, 0, fmt.Errorf("the unikernel published on %s never answered", addr)
 	}
-	exec.Command("curl", "-s", "-o", "/dev/null", "http://127.0.0.1:18093/").Run()
+	exec.Command("curl", "-s", "-o", "/dev/null", "http://"+addr+"/").Run()
 	time.Sleep(time.Second)
 	rss, pss := procstat.Memory(cmd.Process.Pid)
-	return rss / 1024, pss / 1024
+	return rss / 1024, pss / 1024, nil
 }
 
 // runMicroVM serves the same static binary from a minimal Linux VM
