@@ -634,8 +634,8 @@ func (m *memory) kernelPage(va uint64, exec bool) (uint64, error) {
 
 // populate binds [start, end) eagerly with fresh, consecutive pages and
 // the given protection, copying data to start+dataOff; used for the
-// image's .bss and the vDSO. The pages are mapped a page table at a time:
-// a Go program's .bss is tens of megabytes.
+// image's .bss, the vDSO and the shim. The pages are mapped a page table
+// at a time: a Go program's .bss is tens of megabytes.
 func (m *memory) populate(start, end uint64, prot int, data []byte, dataOff uint64) error {
 	dataOff += start & (pageSize - 1)
 	start &^= pageSize - 1
