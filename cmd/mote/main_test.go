@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moteos/mote/host/imagecache"
 )
 
 // These tests drive the real mote binary, as a user would.
@@ -197,14 +199,8 @@ func TestImageCacheCopiesImagesNotBuilds(t *testing.T) {
 	cache := filepath.Join(dir, "cache")
 	env := []string{"MOTE_IMAGE_CACHE=" + cache}
 	copies := func() int {
-		ents, _ := os.ReadDir(cache)
-		n := 0
-		for _, e := range ents {
-			if !strings.HasPrefix(e.Name(), ".") {
-				n++
-			}
-		}
-		return n
+		paths, _ := imagecache.Cache{Dir: cache}.Copies()
+		return len(paths)
 	}
 	img := filepath.Join(dir, "hello.hvt")
 	if got := mote(t, "build", "-o", img, "./examples/hello"); got.status != 0 {

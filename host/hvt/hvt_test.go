@@ -23,6 +23,7 @@ import (
 	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/guest/netstack"
 	"github.com/moteos/mote/host/hvt"
+	"github.com/moteos/mote/host/imagecache"
 )
 
 // These tests boot real Go programs (testdata/guests, and test binaries of
@@ -278,15 +279,9 @@ func TestImageCopyStaysIntact(t *testing.T) {
 			t.Fatalf("run %d: status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", i, got.status, got.stdout, want, tail(got.stderr, 2000))
 		}
 	}
-	ents, err := os.ReadDir(dir)
+	copies, err := imagecache.Cache{Dir: dir}.Copies()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var copies []string
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".") {
-			copies = append(copies, e.Name())
-		}
 	}
 	if len(copies) != 1 {
 		t.Fatalf("cache holds %v, want one copy shared by both runs", copies)
@@ -295,7 +290,7 @@ func TestImageCopyStaysIntact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := os.ReadFile(filepath.Join(dir, copies[0]))
+	cp, err := os.ReadFile(copies[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,22 @@ func (c Cache) Open(f *os.File) (*os.File, error) {
 	return g, err
 }
 
+// Copies lists the paths of the copies in the cache (not its lock or
+// temporary files).
+func (c Cache) Copies() ([]string, error) {
+	entries, err := os.ReadDir(c.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			paths = append(paths, filepath.Join(c.Dir, e.Name()))
+		}
+	}
+	return paths, nil
+}
+
 // key names the copy of a file after the file's identity: a rebuilt or
 // replaced image gets a new copy.
 func key(st *syscall.Stat_t) string {
@@ -156,28 +172,23 @@ func (c Cache) create(name string, f *os.File, size int64) (*os.File, error) {
 // held, so no temporary file is in use). Instances booted from a removed
 // copy keep it mapped.
 func (c Cache) evict(keep int) {
-	entries, err := os.ReadDir(c.Dir)
+	if temps, err := filepath.Glob(filepath.Join(c.Dir, ".new-*")); err == nil {
+		for _, t := range temps {
+			os.Remove(t)
+		}
+	}
+	paths, err := c.Copies()
 	if err != nil {
 		return
 	}
-	type copyInfo struct {
-		name string
-		used int64
-	}
-	var copies []copyInfo
-	for _, e := range entries {
-		switch {
-		case strings.HasPrefix(e.Name(), ".new-"):
-			os.Remove(filepath.Join(c.Dir, e.Name()))
-		case strings.HasPrefix(e.Name(), "."):
-		default:
-			if info, err := e.Info(); err == nil {
-				copies = append(copies, copyInfo{e.Name(), info.ModTime().UnixNano()})
-			}
+	used := map[string]int64{}
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil {
+			used[p] = st.ModTime().UnixNano()
 		}
 	}
-	sort.Slice(copies, func(i, j int) bool { return copies[i].used > copies[j].used })
-	for i := keep; i < len(copies); i++ {
-		os.Remove(filepath.Join(c.Dir, copies[i].name))
+	sort.Slice(paths, func(i, j int) bool { return used[paths[i]] > used[paths[j]] })
+	for i := keep; i < len(paths); i++ {
+		os.Remove(paths[i])
 	}
 }

@@ -37,18 +37,16 @@ func newCache(t *testing.T) Cache {
 	return Cache{Dir: filepath.Join(t.TempDir(), "cache")}
 }
 
-// copies lists the cache's copies (not its lock or temporary files).
+// copies lists the names of the cache's copies.
 func copies(t *testing.T, dir string) []string {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
+	paths, err := Cache{Dir: dir}.Copies()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".") {
-			names = append(names, e.Name())
-		}
+	for _, p := range paths {
+		names = append(names, filepath.Base(p))
 	}
 	return names
 }
