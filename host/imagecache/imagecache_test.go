@@ -51,6 +51,17 @@ func copies(t *testing.T, dir string) []string {
 	return names
 }
 
+// mustOpen opens img's copy in c, closed when the test ends.
+func mustOpen(t *testing.T, c Cache, img *os.File) *os.File {
+	t.Helper()
+	f, err := c.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 func inode(t *testing.T, f *os.File) uint64 {
 	t.Helper()
 	st, err := f.Stat()
@@ -64,16 +75,8 @@ func TestCopyIsMadeOnceAndShared(t *testing.T) {
 	src := t.TempDir()
 	c := newCache(t)
 	img := image(t, src, 1, 3<<20+123)
-	a, err := c.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := c.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := mustOpen(t, c, img)
+	b := mustOpen(t, c, img)
 	if inode(t, a) != inode(t, b) {
 		t.Fatal("a second Open made a second copy")
 	}
@@ -101,11 +104,7 @@ func TestChangedImageGetsANewCopy(t *testing.T) {
 	src := t.TempDir()
 	c := newCache(t)
 	img := image(t, src, 1, 8192)
-	a, err := c.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Close()
+	mustOpen(t, c, img)
 	// Rebuilt in place: same path, new content and times.
 	later := time.Now().Add(time.Second)
 	if err := os.WriteFile(img.Name(), bytes.Repeat([]byte{7}, 8192), 0o644); err != nil {
@@ -117,11 +116,7 @@ func TestChangedImageGetsANewCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer img2.Close()
-	b, err := c.Open(img2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := mustOpen(t, c, img2)
 	got, _ := os.ReadFile(b.Name())
 	if !bytes.Equal(got, bytes.Repeat([]byte{7}, 8192)) {
 		t.Fatal("the changed image booted from the old copy")
@@ -138,28 +133,16 @@ func TestLeastRecentlyUsedCopiesAreRemoved(t *testing.T) {
 	base := time.Now().Add(-time.Hour)
 	names := map[int]string{}
 	for i, img := range imgs[:Keep] {
-		f, err := c.Open(img)
-		if err != nil {
-			t.Fatal(err)
-		}
+		f := mustOpen(t, c, img)
 		names[i] = filepath.Base(f.Name())
-		f.Close()
 		// Copy i was last used at base+i; the first is the oldest.
 		os.Chtimes(f.Name(), base.Add(time.Duration(i)*time.Minute), base.Add(time.Duration(i)*time.Minute))
 	}
 	// Using copy 0 again makes it the newest.
-	f, err := c.Open(imgs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	mustOpen(t, c, imgs[0])
 	os.WriteFile(filepath.Join(c.Dir, ".new-left-by-a-dead-copier"), []byte("x"), 0o600)
 	for _, img := range imgs[Keep:] {
-		f, err := c.Open(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+		mustOpen(t, c, img)
 	}
 	got := copies(t, c.Dir)
 	if len(got) != Keep {
@@ -182,19 +165,11 @@ func TestLeastRecentlyUsedCopiesAreRemoved(t *testing.T) {
 func TestDamagedCopyIsReplaced(t *testing.T) {
 	c := newCache(t)
 	img := image(t, t.TempDir(), 3, 10000)
-	a, err := c.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Close()
+	a := mustOpen(t, c, img)
 	if err := os.Truncate(a.Name(), 100); err != nil {
 		t.Fatal(err)
 	}
-	b, err := c.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := mustOpen(t, c, img)
 	got, _ := os.ReadFile(b.Name())
 	want, _ := os.ReadFile(img.Name())
 	if !bytes.Equal(got, want) {
