@@ -168,3 +168,17 @@ func TestStdlibTestsOnSPT(t *testing.T) {
 		})
 	}
 }
+
+// TestRootsAtFirstDial: a unikernel's TLS clients verify against the CA
+// roots in its image, installed at the first outbound connection so that a
+// server that never dials pays nothing for them.
+func TestRootsAtFirstDial(t *testing.T) {
+	bin := guestBinary(t, "roots")
+	want := "before the first dial: 0\nafter it, more than 100: true\n"
+	for _, target := range confiningTargets(t) {
+		got := mote(t, "run", "-t", target, "--strict", "--net", "user", bin)
+		if got.status != 0 || got.stdout != want {
+			t.Errorf("%s: status %d, stdout %q, want %q\nstderr:\n%s", target, got.status, got.stdout, want, got.stderr)
+		}
+	}
+}

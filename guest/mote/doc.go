@@ -17,6 +17,7 @@
 // A unikernel has no files, so what Go would read from the host's files
 // comes with the image: importing this package links the Mozilla CA roots
 // (golang.org/x/crypto/x509roots/fallback/bundle, installed as crypto/x509's
-// fallback roots when the network starts) and the time zone database
-// (time/tzdata).
+// fallback roots at the program's first outbound connection) and the time
+// zone database (time/tzdata). A pool taken with x509.SystemCertPool before
+// that connection is empty; verification with nil Roots is not affected.
 package mote

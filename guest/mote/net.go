@@ -28,7 +28,6 @@ func guestStack() (*netstack.Stack, error) {
 			stackErr = errors.New("mote: this unikernel has no network interface (mote run --net)")
 			return
 		}
-		installRoots()
 		// Held until the first listener or dial is in place: a request
 		// that came while the unikernel started is served, not reset.
 		theStack, stackErr = netstack.New(m.Net, netstack.Options{Hold: true})
@@ -89,6 +88,7 @@ func DialContext(ctx context.Context, network, address string) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
+	installRoots() // before any TLS client can verify a server
 	return st.DialContext(ctx, network, address)
 }
 
