@@ -1,6 +1,7 @@
 package hvt
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	"github.com/moteos/mote/host/hvt/shim"
@@ -15,11 +16,19 @@ type textPatch struct {
 // syscallPatches finds the system-call sites of the Go runtime functions
 // the shim serves and their rewrites: `mov $nr, %eax; syscall` (7 bytes)
 // or `mov $nr, %rax; syscall` (9 bytes) becomes `call shim+entry` and a
-// nop. Only exact matches inside the named functions are rewritten, and
+// nop, and the generic Syscall6's `mov %rbx, %rdi; syscall` (5 bytes) a
+// call. Only exact matches inside the named functions are rewritten, and
 // only for call numbers the shim knows; everything else keeps its SYSCALL.
 func (m *machine) syscallPatches() []textPatch {
 	var ps []textPatch
-	for _, r := range m.img.Funcs(shim.Functions...) {
+	funcs := m.img.Funcs(append([]string{shim.Syscall6}, shim.Functions...)...)
+	if r, ok := funcs[shim.Syscall6]; ok {
+		delete(funcs, shim.Syscall6)
+		if p, ok := m.syscall6Patch(r[0], r[1]); ok {
+			ps = append(ps, p)
+		}
+	}
+	for _, r := range funcs {
 		entry, end := r[0], r[1]
 		if end <= entry || end-entry > 4096 {
 			continue
@@ -62,6 +71,27 @@ func (m *machine) syscallPatches() []textPatch {
 		}
 	}
 	return ps
+}
+
+// syscall6Patch rewrites the one Syscall6Site in the function at
+// [entry, end) into a call of the shim's syscall6; a function without
+// exactly one such site is left alone.
+func (m *machine) syscall6Patch(entry, end uint64) (textPatch, bool) {
+	if end <= entry || end-entry > 4096 {
+		return textPatch{}, false
+	}
+	code, ok := m.img.Text(entry, end-entry)
+	if !ok || bytes.Count(code, shim.Syscall6Site) != 1 {
+		return textPatch{}, false
+	}
+	site := entry + uint64(bytes.Index(code, shim.Syscall6Site))
+	rel := int64(shimBase+shim.Syscall6Entry) - int64(site+5)
+	if rel != int64(int32(rel)) {
+		return textPatch{}, false
+	}
+	p := []byte{0xe8, 0, 0, 0, 0} // call rel32
+	binary.LittleEndian.PutUint32(p[1:], uint32(int32(rel)))
+	return textPatch{site, p}, true
 }
 
 // applyPatches writes the patches into the guest's (read-only) program

@@ -55,6 +55,33 @@ func Entry(nr uint64) (off uint64, ok bool) {
 		return off_gettid, true
 	case 204:
 		return off_sched_getaffinity, true
+	// Answered by the tender, entered from ring 3 (shim_amd64.S, DOOR).
+	case 0:
+		return off_read, true
+	case 1:
+		return off_write, true
+	case 3:
+		return off_close, true
+	case 9:
+		return off_mmap, true
+	case 11:
+		return off_munmap, true
+	case 24:
+		return off_sched_yield, true
+	case 27:
+		return off_mincore, true
+	case 28:
+		return off_madvise, true
+	case 56:
+		return off_clone, true
+	case 202:
+		return off_futex, true
+	case 231:
+		return off_exit_group, true
+	case 234:
+		return off_tgkill, true
+	case 257:
+		return off_openat, true
 	}
 	return 0, false
 }
@@ -72,7 +99,32 @@ var Functions = []string{
 	"runtime.clone",
 	"runtime.sched_getaffinity",
 	"runtime.usleep",
+	"runtime.read",
+	"runtime.write1",
+	"runtime.closefd",
+	"runtime.open",
+	"runtime.sysMmap",
+	"runtime.sysMunmap",
+	"runtime.osyield",
+	"runtime.mincore",
+	"runtime.madvise",
+	"runtime.futex",
+	"runtime.exit",
+	"runtime.tgkill",
+	// Never runtime.exitThread nor runtime.sigreturn__sigaction: see
+	// shim_amd64.S.
 }
+
+// Syscall6 is the Go runtime's generic system call, whose
+// `mov %rbx, %rdi; syscall` (Syscall6Site) the tender rewrites into a call
+// to Syscall6Entry; the call number is in RAX.
+const (
+	Syscall6      = "internal/runtime/syscall/linux.Syscall6"
+	Syscall6Entry = off_syscall6
+)
+
+// Syscall6Site is the instruction pair the tender replaces in Syscall6.
+var Syscall6Site = []byte{0x48, 0x89, 0xdf, 0x0f, 0x05}
 
 // VDSOMult is the guest address of the vDSO data page's scale word, which
 // the shim's nanosleep reads (the tender maps the vDSO at a fixed address).

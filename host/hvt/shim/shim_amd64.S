@@ -224,4 +224,36 @@ shim_nanosleep:
 	ret
 9:	FALLBACK(35)
 
+// Calls the tender answers. Reaching it through the doorbell from ring 3
+// saves a SYSCALL-path exit (SYSCALL enters ring 0, so the tender must
+// rewrite the special registers to resume, and the entry page is walked
+// again): ~28 instead of ~36 µs a call here. exit (of a thread) is not
+// among them: its stack may be reused once the thread says it is done, so
+// nothing may be pushed there. Nor is rt_sigreturn, whose frame is the
+// stack.
+#define DOOR(name, nr)	.globl shim_##name; shim_##name: FALLBACK(nr)
+DOOR(read, 0)
+DOOR(write, 1)
+DOOR(close, 3)
+DOOR(mmap, 9)
+DOOR(munmap, 11)
+DOOR(sched_yield, 24)
+DOOR(mincore, 27)
+DOOR(madvise, 28)
+DOOR(clone, 56)
+DOOR(futex, 202)
+DOOR(exit_group, 231)
+DOOR(tgkill, 234)
+DOOR(openat, 257)
+
+// syscall6 replaces `mov %rbx, %rdi; syscall` in the runtime's generic
+// system call (internal/runtime/syscall/linux.Syscall6, through which
+// package syscall and the network poller go): the number is already in
+// RAX, the other arguments in place.
+	.globl shim_syscall6
+shim_syscall6:
+	mov	%rbx, %rdi
+	pop	%rcx
+	movabs	%al, DOORBELL
+
 shim_end:
