@@ -211,15 +211,30 @@ func TestProfileFindsTheBusyFunction(t *testing.T) {
 	if got.err != nil || got.stdout != "burnt true\n" {
 		t.Fatalf("err %v, stdout %q\n%s", got.err, got.stdout, got.stderr)
 	}
-	p, err := profile.Parse(&out)
+	raw := out.Bytes()
+	p, err := profile.Parse(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatalf("the profile does not parse: %v", err)
+	}
+	// go build -pgo takes it: the compiler's own reader finds the call
+	// from main.main to main.burn.
+	in := filepath.Join(t.TempDir(), "burn.pprof")
+	if err := os.WriteFile(in, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if pre, err := exec.Command("go", "tool", "preprofile", "-i", in).CombinedOutput(); err != nil || !bytes.Contains(pre, []byte("main.main\nmain.burn\n")) {
+		t.Errorf("go tool preprofile: %v\n%s", err, pre)
 	}
 	var all, burn int64
 	for _, s := range p.Sample {
 		all += s.Value[0]
 		if l := s.Location[0].Line; len(l) > 0 && l[0].Function.Name == "main.burn" {
 			burn += s.Value[0]
+			// Where `func burn` is in testdata/guests/burn/main.go:
+			// go build -pgo needs it.
+			if l[0].Function.StartLine != 8 {
+				t.Errorf("main.burn starts at line %d, want 8", l[0].Function.StartLine)
+			}
 		}
 		if top := s.Location[len(s.Location)-1].Line; len(top) == 0 {
 			t.Errorf("a sample's outermost frame is not symbolized: %v", s)

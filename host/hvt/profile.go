@@ -89,7 +89,7 @@ func (m *machine) writeProfile(w io.Writer) error {
 		stack := make([]pprof.Frame, len(p.stacks[k]))
 		for i, pc := range p.stacks[k] {
 			f := m.symbolize(pc)
-			stack[i] = pprof.Frame{PC: pc, Function: f.Function, File: f.File, Line: f.Line}
+			stack[i] = pprof.Frame{PC: pc, Function: f.Function, File: f.File, Line: f.Line, StartLine: f.StartLine}
 		}
 		out.Samples = append(out.Samples, pprof.Sample{Stack: stack, Count: p.counts[k]})
 	}

@@ -275,10 +275,11 @@ func (img *Image) symbols() *gosym.Table {
 
 // Frame is one symbolized program counter.
 type Frame struct {
-	PC       uint64
-	Function string
-	File     string
-	Line     int
+	PC        uint64
+	Function  string
+	File      string
+	Line      int
+	StartLine int // the line of the function's declaration (0 if unknown)
 }
 
 func (f Frame) String() string {
@@ -298,8 +299,45 @@ func (img *Image) Symbolize(pc uint64) Frame {
 	file, line, fn := t.PCToLine(pc)
 	if fn != nil {
 		fr.Function, fr.File, fr.Line = fn.Name, file, line
+		fr.StartLine = img.startLine(fn.Entry)
 	}
 	return fr
+}
+
+// startLine reads the declaration line of the function at entry from its
+// record in the pclntab (Go 1.20 and later), which debug/gosym does not
+// expose; the line of the entry PC is not it when a function has no
+// prologue. A CPU profile needs it for go build -pgo.
+func (img *Image) startLine(entry uint64) int {
+	const (
+		magic     = 0xfffffff1 // Go 1.20+
+		headerLen = 8 + 8*8    // magic, pads, minLC, ptrSize, then eight words
+		startOff  = 36         // _func.startLine
+	)
+	p := img.pcln
+	if len(p) < headerLen || binary.LittleEndian.Uint32(p) != magic || p[7] != 8 {
+		return 0
+	}
+	word := func(i int) uint64 { return binary.LittleEndian.Uint64(p[8+8*i:]) }
+	nfunc, textStart, funcTab := word(0), word(2), word(7)
+	if textStart == 0 { // left for the runtime to fill in: the text section's start
+		textStart = img.text
+	}
+	if entry < textStart || funcTab > uint64(len(p)) || nfunc > (uint64(len(p))-funcTab)/8 {
+		return 0
+	}
+	tab := p[funcTab:]
+	off := uint32(entry - textStart)
+	// The table is sorted by entry offset: {entryOff, funcOff uint32} each.
+	i := sort.Search(int(nfunc), func(i int) bool { return binary.LittleEndian.Uint32(tab[8*i:]) >= off })
+	if i == int(nfunc) || binary.LittleEndian.Uint32(tab[8*i:]) != off {
+		return 0
+	}
+	f := uint64(binary.LittleEndian.Uint32(tab[8*i+4:]))
+	if f+startOff+4 > uint64(len(tab)) {
+		return 0
+	}
+	return int(int32(binary.LittleEndian.Uint32(tab[f+startOff:])))
 }
 
 // Funcs returns the address ranges of the named functions, from the ELF

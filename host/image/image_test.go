@@ -14,7 +14,10 @@ func guest(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "main.go")
-	if err := os.WriteFile(src, []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644); err != nil {
+	// leaf is on line 4 and its first instruction on line 5: it has no
+	// prologue, so only the pclntab's record knows where it starts.
+	prog := "package main\n\n//go:noinline\nfunc leaf(n int) int {\n\treturn n * 3\n}\n\nfunc main() { println(leaf(2)) }\n"
+	if err := os.WriteFile(src, []byte(prog), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "prog")
@@ -51,5 +54,24 @@ func TestFuncsFindsRuntimeFunctions(t *testing.T) {
 	// Names shorter than the 8-byte prefilter.
 	if got := img.Funcs("x", "main.main"); len(got) != 1 || got["main.main"][0] == 0 {
 		t.Errorf("with a short name: %v", got)
+	}
+}
+
+// TestSymbolizeStartLine gives each function its declaration line, which a
+// CPU profile needs for go build -pgo.
+func TestSymbolizeStartLine(t *testing.T) {
+	img, err := image.Open(guest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	fs := img.Funcs("main.leaf", "main.main")
+	for name, want := range map[string]int{"main.leaf": 4, "main.main": 8} {
+		r := fs[name]
+		for _, pc := range []uint64{r[0], r[1] - 1} {
+			if f := img.Symbolize(pc); f.Function != name || f.StartLine != want {
+				t.Errorf("%#x: %s starting at line %d, want %s at %d", pc, f.Function, f.StartLine, name, want)
+			}
+		}
 	}
 }

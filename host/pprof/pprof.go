@@ -8,10 +8,11 @@ import (
 
 // Frame is a program counter and where it is in the source.
 type Frame struct {
-	PC       uint64
-	Function string // empty if unknown
-	File     string
-	Line     int
+	PC        uint64
+	Function  string // empty if unknown
+	File      string
+	Line      int
+	StartLine int // the function's first line, which profile-guided optimization needs
 }
 
 // Sample is a stack, innermost frame first, seen Count times.
@@ -77,7 +78,7 @@ func (p *Profile) Write(w io.Writer) error {
 				l = appendVarint(l, 2, 1) // the one mapping
 				l = appendVarint(l, 3, f.PC)
 				if f.Function != "" {
-					key := Frame{Function: f.Function, File: f.File}
+					key := Frame{Function: f.Function, File: f.File, StartLine: f.StartLine}
 					fid, ok := funcs[key]
 					if !ok {
 						fid = uint64(len(funcs) + 1)
@@ -87,6 +88,7 @@ func (p *Profile) Write(w io.Writer) error {
 						fn = appendVarint(fn, 2, uint64(e.str(f.Function)))
 						fn = appendVarint(fn, 3, uint64(e.str(f.Function)))
 						fn = appendVarint(fn, 4, uint64(e.str(f.File)))
+						fn = appendVarint(fn, 5, uint64(f.StartLine))
 						funcMsgs = append(funcMsgs, fn)
 					}
 					var line []byte

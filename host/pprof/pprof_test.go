@@ -12,7 +12,7 @@ import (
 // own parser, which also checks its consistency.
 func TestReadByPprof(t *testing.T) {
 	main := Frame{PC: 0x401010, Function: "main.main", File: "/src/main.go", Line: 7}
-	hot := Frame{PC: 0x401200, Function: "main.hot", File: "/src/main.go", Line: 12}
+	hot := Frame{PC: 0x401200, Function: "main.hot", File: "/src/main.go", Line: 12, StartLine: 10}
 	p := Profile{
 		Start: time.Unix(1700000000, 0), Duration: 2 * time.Second, Period: 10 * time.Millisecond,
 		Mapping: Mapping{Start: 0x400000, Limit: 0x500000, File: "/tmp/app.hvt"},
@@ -49,7 +49,7 @@ func TestReadByPprof(t *testing.T) {
 		t.Fatalf("locations %v", s.Location)
 	}
 	l := s.Location[0].Line[0]
-	if l.Function.Name != "main.hot" || l.Function.Filename != "/src/main.go" || l.Line != 12 {
+	if l.Function.Name != "main.hot" || l.Function.Filename != "/src/main.go" || l.Line != 12 || l.Function.StartLine != 10 {
 		t.Errorf("innermost frame %v %d", l.Function, l.Line)
 	}
 	// The shared caller is one location and one function.
