@@ -18,6 +18,7 @@
 // comes with the image: importing this package links the Mozilla CA roots
 // (golang.org/x/crypto/x509roots/fallback/bundle, installed as crypto/x509's
 // fallback roots at the program's first outbound connection) and the time
-// zone database (time/tzdata). A pool taken with x509.SystemCertPool before
-// that connection is empty; verification with nil Roots is not affected.
+// zone database (time/tzdata). TLS clients, which verify after they dial,
+// see them; a pool taken with x509.SystemCertPool before the first
+// connection is empty.
 package mote

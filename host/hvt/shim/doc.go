@@ -7,5 +7,8 @@
 // tender and the shim share in guest memory, so they cost no VM exit. It
 // is the same idea as gVisor's systrap rewriting `mov $nr, %eax; syscall`
 // into calls; a call the shim cannot finish goes to the tender through the
-// doorbell, exactly as the original system call would have.
+// doorbell, exactly as the original system call would have. The runtime's
+// other system calls are rewritten too, into stubs that go straight to the
+// doorbell: from ring 3 that exit costs less than one through SYSCALL,
+// which enters ring 0.
 package shim
