@@ -21,20 +21,20 @@ type textPatch struct {
 // only for call numbers the shim knows; everything else keeps its SYSCALL.
 func (m *machine) syscallPatches() []textPatch {
 	var ps []textPatch
-	funcs := m.img.Funcs(append([]string{shim.Syscall6}, shim.Functions...)...)
-	if r, ok := funcs[shim.Syscall6]; ok {
-		delete(funcs, shim.Syscall6)
-		if p, ok := m.syscall6Patch(r[0], r[1]); ok {
-			ps = append(ps, p)
-		}
-	}
-	for _, r := range funcs {
-		entry, end := r[0], r[1]
-		if end <= entry || end-entry > 4096 {
+	for name, r := range m.img.Funcs(append([]string{shim.Syscall6}, shim.Functions...)...) {
+		entry := r[0]
+		code, ok := m.funcText(r)
+		if !ok {
 			continue
 		}
-		code, ok := m.img.Text(entry, end-entry)
-		if !ok {
+		if name == shim.Syscall6 {
+			// Exactly one site, or the function is not the one we know.
+			if bytes.Count(code, shim.Syscall6Site) == 1 {
+				site := entry + uint64(bytes.Index(code, shim.Syscall6Site))
+				if p, ok := callShim(site, shim.Syscall6Entry, len(shim.Syscall6Site)); ok {
+					ps = append(ps, p)
+				}
+			}
 			continue
 		}
 		for i := 0; i+7 <= len(code); i++ {
@@ -53,44 +53,41 @@ func (m *machine) syscallPatches() []textPatch {
 			if !ok {
 				continue
 			}
-			site := entry + uint64(i)
-			rel := int64(shimBase+off) - int64(site+5)
-			if rel != int64(int32(rel)) {
-				continue
+			if p, ok := callShim(entry+uint64(i), off, size); ok {
+				ps = append(ps, p)
+				i += size - 1
 			}
-			p := make([]byte, size)
-			p[0] = 0xe8 // call rel32
-			binary.LittleEndian.PutUint32(p[1:], uint32(int32(rel)))
-			if size == 7 {
-				copy(p[5:], []byte{0x66, 0x90}) // 2-byte nop
-			} else {
-				copy(p[5:], []byte{0x0f, 0x1f, 0x40, 0x00}) // 4-byte nop
-			}
-			ps = append(ps, textPatch{site, p})
-			i += size - 1
 		}
 	}
 	return ps
 }
 
-// syscall6Patch rewrites the one Syscall6Site in the function at
-// [entry, end) into a call of the shim's syscall6; a function without
-// exactly one such site is left alone.
-func (m *machine) syscall6Patch(entry, end uint64) (textPatch, bool) {
-	if end <= entry || end-entry > 4096 {
-		return textPatch{}, false
+// funcText is the code of the function at [r[0], r[1]), if it is a small
+// one inside the image's text.
+func (m *machine) funcText(r [2]uint64) ([]byte, bool) {
+	if r[1] <= r[0] || r[1]-r[0] > 4096 {
+		return nil, false
 	}
-	code, ok := m.img.Text(entry, end-entry)
-	if !ok || bytes.Count(code, shim.Syscall6Site) != 1 {
-		return textPatch{}, false
-	}
-	site := entry + uint64(bytes.Index(code, shim.Syscall6Site))
-	rel := int64(shimBase+shim.Syscall6Entry) - int64(site+5)
+	return m.img.Text(r[0], r[1]-r[0])
+}
+
+// callShim is the rewrite of the size bytes at site into `call shim+off`
+// (5 bytes) and a nop filling the rest; false if the shim is out of a
+// rel32's reach.
+func callShim(site, off uint64, size int) (textPatch, bool) {
+	rel := int64(shimBase+off) - int64(site+5)
 	if rel != int64(int32(rel)) {
 		return textPatch{}, false
 	}
-	p := []byte{0xe8, 0, 0, 0, 0} // call rel32
+	p := make([]byte, size)
+	p[0] = 0xe8 // call rel32
 	binary.LittleEndian.PutUint32(p[1:], uint32(int32(rel)))
+	switch size {
+	case 7:
+		copy(p[5:], []byte{0x66, 0x90}) // 2-byte nop
+	case 9:
+		copy(p[5:], []byte{0x0f, 0x1f, 0x40, 0x00}) // 4-byte nop
+	}
 	return textPatch{site, p}, true
 }
 
