@@ -46,6 +46,8 @@ const (
 	kernDoorbell = shim.Doorbell      // maps the doorbell: MMIO, not memory
 	kernCPU      = kernBase + 0x10000 // per-vCPU: GDT+TSS page, then ring-0 stack page
 	cpuStride    = 0x2000
+	maxVCPUs     = 4096                         // KVM's own limit is lower
+	kernEnd      = kernCPU + maxVCPUs*cpuStride // the guest may map nothing below this from kernBase
 )
 
 const (

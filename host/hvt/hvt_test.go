@@ -596,3 +596,22 @@ func TestNICCarriesHTTP(t *testing.T) {
 		t.Fatalf("status %d, err %v\n%s", r.status, r.err, r.stderr)
 	}
 }
+
+// TestGuestCannotMapOverTheTender: mmap, madvise, munmap and mprotect of
+// the tender's pages (the SYSCALL entry, the MMIO doorbell) fail with
+// EINVAL or ENOMEM, as over the image, and the guest goes on. Before they
+// were reserved, madvise(MADV_DONTNEED) of the doorbell made the tender
+// slice past guest RAM and crash.
+func TestGuestCannotMapOverTheTender(t *testing.T) {
+	needKVM(t)
+	got := runHVT(t, hvt.Config{Image: guest(t, "mapkernel")})
+	want := "mmap fixed over the doorbell: invalid argument\n" +
+		"madvise the doorbell away: invalid argument\n" +
+		"munmap the entry and doorbell pages: invalid argument\n" +
+		"mprotect the entry page: invalid argument\n" +
+		"mmap with a hint at the entry page placed elsewhere: true\n" +
+		"system calls still answered: true\n"
+	if got.err != nil || got.status != 0 || got.stdout != want {
+		t.Fatalf("status %d, err %v, stdout:\n%s\nwant:\n%s\nstderr:\n%s", got.status, got.err, got.stdout, want, tail(got.stderr, 2000))
+	}
+}

@@ -268,6 +268,9 @@ func (m *machine) setupCPUID() error {
 
 // setupKernel maps the IDT, the ring-0 stubs and the vDSO.
 func (m *machine) setupKernel() error {
+	// Reserved whole, so that no mmap, munmap, mprotect or madvise of the
+	// guest's reaches the tender's pages (the doorbell is not memory).
+	m.mem.insert(area{kernBase, kernEnd, 0, areaKernel})
 	pa, err := m.mem.kernelPage(kernIDT, false)
 	if err != nil {
 		return err
@@ -385,6 +388,9 @@ func (m *machine) createVCPU() (*vcpu, error) {
 	id := m.nextVCPU
 	m.nextVCPU++
 	m.mu.Unlock()
+	if id >= maxVCPUs {
+		return nil, fmt.Errorf("hvt: more than %d vCPUs", maxVCPUs)
+	}
 
 	k, err := m.vm.CreateVCPU(id)
 	if err != nil {

@@ -68,6 +68,7 @@ const (
 	areaVDSO          // the vDSO and its data page
 	areaShim          // the system-call shim and its data
 	areaDevice        // device memory shared with the tender (NIC rings)
+	areaKernel        // the tender's pages: IDT, stubs, SYSCALL entry, doorbell, per-vCPU pages
 )
 
 // Protections of an area (Linux PROT_ values).
@@ -490,8 +491,9 @@ func (m *memory) place(n uint64) (uint64, bool) {
 func (m *memory) discard(start, end uint64) {
 	var runStart, runEnd uint64
 	flush := func() {
-		if runEnd > runStart {
-			unix.Madvise(m.host[runStart:runEnd], unix.MADV_DONTNEED)
+		// Only RAM: a binding beyond it is MMIO (a doorbell), not memory.
+		if stop := min(runEnd, uint64(len(m.host))); stop > runStart {
+			unix.Madvise(m.host[runStart:stop], unix.MADV_DONTNEED)
 		}
 		runStart, runEnd = 0, 0
 	}
