@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/arch/x86/x86asm"
+
 	"github.com/moteos/mote/host/hvt/shim"
 	"github.com/moteos/mote/host/image"
 )
@@ -55,6 +57,7 @@ func TestSyscallPatches(t *testing.T) {
 		for n, r := range funcs {
 			if p.va >= r[0] && p.va < r[1] {
 				in[n]++
+				checkSite(t, img, n, r, p)
 			}
 		}
 	}
@@ -72,6 +75,53 @@ func TestSyscallPatches(t *testing.T) {
 		}
 		if in[n] != 0 {
 			t.Errorf("%s was rewritten", n)
+		}
+	}
+}
+
+// checkSite decodes the function holding patch p: the bytes it replaces
+// must be whole instructions, ending in the SYSCALL, and no jump in the
+// function may land inside them.
+func checkSite(t *testing.T, img *image.Image, name string, r [2]uint64, p textPatch) {
+	t.Helper()
+	code, ok := img.Text(r[0], r[1]-r[0])
+	if !ok {
+		t.Fatalf("%s: no text", name)
+	}
+	starts := map[uint64]x86asm.Inst{}
+	var targets []uint64
+	for off := 0; off < len(code); {
+		inst, err := x86asm.Decode(code[off:], 64)
+		if err != nil || inst.Len == 0 {
+			off++ // padding after the function's end
+			continue
+		}
+		pc := r[0] + uint64(off)
+		starts[pc] = inst
+		for _, a := range inst.Args {
+			if rel, ok := a.(x86asm.Rel); ok {
+				targets = append(targets, pc+uint64(inst.Len)+uint64(int64(rel)))
+			}
+		}
+		off += inst.Len
+	}
+	end := p.va + uint64(len(p.code))
+	var last x86asm.Inst
+	for pc := p.va; pc < end; {
+		inst, ok := starts[pc]
+		if !ok {
+			t.Errorf("%s: the patch at %#x does not cover whole instructions (%#x)", name, p.va, pc)
+			return
+		}
+		last = inst
+		pc += uint64(inst.Len)
+	}
+	if last.Op != x86asm.SYSCALL {
+		t.Errorf("%s: the patch at %#x ends in %v, not SYSCALL", name, p.va, last)
+	}
+	for _, tg := range targets {
+		if tg > p.va && tg < end {
+			t.Errorf("%s: a jump lands at %#x, inside the patch at %#x", name, tg, p.va)
 		}
 	}
 }
