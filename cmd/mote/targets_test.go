@@ -182,3 +182,17 @@ func TestRootsAtFirstDial(t *testing.T) {
 		}
 	}
 }
+
+// TestHostClocksRefused: clock ids that name another process's CPU clock
+// or a descriptor's answer EINVAL on the confining targets; the process's
+// own clocks work.
+func TestHostClocksRefused(t *testing.T) {
+	bin := guestBinary(t, "hostclock")
+	want := "CPU clock of pid 1: invalid argument\nclock of descriptor 1: invalid argument\nmonotonic clock: <nil>\n"
+	for _, target := range confiningTargets(t) {
+		got := mote(t, "run", "-t", target, "--strict", bin)
+		if got.status != 0 || got.stdout != want {
+			t.Errorf("%s: status %d, stdout %q, want %q\nstderr:\n%s", target, got.status, got.stdout, want, got.stderr)
+		}
+	}
+}

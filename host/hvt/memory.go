@@ -225,17 +225,27 @@ func (m *memory) entry(va uint64, level int, create bool) (*uint64, error) {
 }
 
 // phys is the host view of guest-physical memory from pa to the end of its
-// slot: RAM or the program file.
+// slot: RAM or the program file. The tender calls it only with addresses
+// it knows are memory; what a guest's page tables say is checked with slot.
 func (m *memory) phys(pa uint64) []byte {
+	if b, ok := m.slot(pa); ok {
+		return b
+	}
+	panic(fmt.Sprintf("hvt: guest-physical %#x is not memory", pa))
+}
+
+// slot is phys for any address: false for one that no memory backs (the
+// doorbells, MMIO mapped into the guest's address space).
+func (m *memory) slot(pa uint64) ([]byte, bool) {
 	if pa < uint64(len(m.host)) {
-		return m.host[pa:]
+		return m.host[pa:], true
 	}
 	for _, f := range m.files {
 		if pa >= f.base && pa-f.base < uint64(len(f.b)) {
-			return f.b[pa-f.base:]
+			return f.b[pa-f.base:], true
 		}
 	}
-	panic(fmt.Sprintf("hvt: guest-physical %#x is not memory", pa))
+	return nil, false
 }
 
 // word is the host view of the 8-byte guest-physical word at pa (RAM:
@@ -306,6 +316,22 @@ func (m *memory) translate(va uint64) (pa uint64, flags uint64, ok bool) {
 		table = v & pteAddr
 	}
 	return table | va&(pageSize-1), flags, true
+}
+
+// unbound is how far from va the page tables map nothing: the rest of the
+// span of the entry where translate's walk stops (at least the page).
+func (m *memory) unbound(va uint64) uint64 {
+	table := m.pml4
+	for l := 4; l >= 1; l-- {
+		shift := 12 + 9*uint(l-1)
+		v := atomic.LoadUint64(m.word(table + (va>>shift&511)*8))
+		if v&ptePresent == 0 || l == 2 && v&ptePS != 0 {
+			span := uint64(1) << shift
+			return span - va&(span-1)
+		}
+		table = v & pteAddr
+	}
+	return pageSize - va&(pageSize-1)
 }
 
 // protFlags is the page-table entry flags for a protection. Entries start
@@ -408,14 +434,25 @@ func (m *memory) faultLocked(va uint64, write bool) (bool, error) {
 	return true, nil
 }
 
-// insert adds an area, replacing whatever it overlaps.
+// insert adds an area, replacing whatever it overlaps, and merges it with
+// neighbours of the same kind and protection: a Go heap grown chunk by
+// chunk stays one area.
 func (m *memory) insert(a area) {
 	m.remove(a.start, a.end)
+	m.account(a, +1)
 	i := sort.Search(len(m.areas), func(i int) bool { return m.areas[i].start >= a.end })
+	if i > 0 && m.areas[i-1].end == a.start && m.areas[i-1].prot == a.prot && m.areas[i-1].kind == a.kind {
+		i--
+		a.start = m.areas[i].start
+		m.areas = append(m.areas[:i], m.areas[i+1:]...)
+	}
+	if i < len(m.areas) && m.areas[i].start == a.end && m.areas[i].prot == a.prot && m.areas[i].kind == a.kind {
+		a.end = m.areas[i].end
+		m.areas = append(m.areas[:i], m.areas[i+1:]...)
+	}
 	m.areas = append(m.areas, area{})
 	copy(m.areas[i+1:], m.areas[i:])
 	m.areas[i] = a
-	m.account(a, +1)
 }
 
 // remove cuts [start, end) out of the area list.
@@ -512,9 +549,9 @@ func (m *memory) discard(start, end uint64) {
 				runStart, runEnd = pa, pa+step
 			}
 		} else {
-			// An unbound run: skip the whole missing table if there is one.
+			// An unbound run: skip what the missing entry would have mapped.
 			flush()
-			step = min(step, end-va)
+			step = min(m.unbound(va), end-va)
 		}
 		va += step
 	}
@@ -563,6 +600,9 @@ func (m *memory) hostAddr(va uint64, write bool) (uint64, error) {
 	for try := 0; try < 2; try++ {
 		pa, f, ok := m.translate(va)
 		if ok && f&pteUser != 0 && (!write || f&pteWrite != 0) {
+			if _, mem := m.slot(pa); !mem {
+				return 0, unix.EFAULT // a doorbell: the guest may store there, not the tender
+			}
 			return pa, nil
 		}
 		ok, err := m.fault(va, write)
@@ -667,7 +707,11 @@ func (m *memory) peek(va uint64) (uint64, bool) {
 	if !ok || f&pteUser == 0 || va&(pageSize-1) > pageSize-8 {
 		return 0, false
 	}
-	return le.Uint64(m.phys(pa)), true
+	b, ok := m.slot(pa)
+	if !ok {
+		return 0, false
+	}
+	return le.Uint64(b), true
 }
 
 // prefault binds [start, end) now, as faults would; failures are left for

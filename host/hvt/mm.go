@@ -17,6 +17,12 @@ const prefaultMax = 4 << 20
 const mapAllowed = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_FIXED | unix.MAP_NORESERVE |
 	unix.MAP_FIXED_NOREPLACE | unix.MAP_POPULATE | unix.MAP_STACK
 
+// maxAreas bounds a guest's mappings, as Linux's vm.max_map_count (65530)
+// does: each costs the tender memory and every later call a scan. A Go
+// guest has a few dozen, merged (memory.insert). A call that could split
+// an area needs room for two more.
+const maxAreas = 4096
+
 func sysMmap(t *thread, a *sysArgs) int64 {
 	addr, length, prot, flags := a.a[0], a.a[1], int(a.a[2]), int(a.a[3])
 	if length == 0 || length > userTop {
@@ -60,6 +66,9 @@ func sysMmap(t *thread, a *sysArgs) int64 {
 	}
 	if prot != 0 && mem.committed+length > mem.commitMax {
 		m.oomSeen.Store(true)
+		return -int64(unix.ENOMEM)
+	}
+	if len(mem.areas) > maxAreas-2 {
 		return -int64(unix.ENOMEM)
 	}
 	if fixed {
@@ -106,6 +115,9 @@ func sysMunmap(t *thread, a *sysArgs) int64 {
 	if !ok || length == 0 {
 		return -int64(unix.EINVAL)
 	}
+	if len(mem.areas) > maxAreas-2 {
+		return -int64(unix.ENOMEM)
+	}
 	mem.remove(a.a[0], a.a[0]+length)
 	mem.discard(a.a[0], a.a[0]+length)
 	return 0
@@ -140,6 +152,9 @@ func sysMprotect(t *thread, a *sysArgs) int64 {
 	}
 	if prot != 0 && mem.committed+length > mem.commitMax {
 		t.m.oomSeen.Store(true)
+		return -int64(unix.ENOMEM)
+	}
+	if len(mem.areas) > maxAreas-2 {
 		return -int64(unix.ENOMEM)
 	}
 	// Lowering protection of bound pages is not enforced (bindings never

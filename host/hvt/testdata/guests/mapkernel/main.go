@@ -1,11 +1,15 @@
-// Command mapkernel reaches, with raw memory calls, for the tender's pages
+// Command mapkernel reaches, with raw system calls, for the tender's pages
 // in an hvt guest's address space — the SYSCALL entry page, and the
 // doorbell page, which is MMIO, not memory — as a confused or hostile
-// program might. Each call must fail, and the tender must go on serving.
+// program might: it maps over them, and hands the doorbell to the tender
+// as a buffer. Each call must fail, and the tender must go on serving.
+// With an argument it then maps pages, alternately PROT_NONE and
+// PROT_READ so that no two merge, until refused.
 package main
 
 import (
 	"fmt"
+	"os"
 	"syscall"
 )
 
@@ -31,5 +35,20 @@ func main() {
 	fmt.Println("mprotect the entry page:", e)
 	r, e := mmap(entry, 0)
 	fmt.Println("mmap with a hint at the entry page placed elsewhere:", e == 0 && r != entry)
+	_, _, e = syscall.RawSyscall(syscall.SYS_WRITE, 1, doorbell, 1)
+	fmt.Println("write from the doorbell:", e)
+	_, _, e = syscall.RawSyscall6(syscall.SYS_FUTEX, doorbell, 1 /* FUTEX_WAKE */, 1, 0, 0, 0)
+	fmt.Println("futex on the doorbell:", e)
 	fmt.Println("system calls still answered:", syscall.Getpid() > 0)
+	if len(os.Args) > 1 {
+		n := 0
+		for ; n < 1<<20; n++ {
+			_, _, e := syscall.RawSyscall6(syscall.SYS_MMAP, 0, 4096, uintptr(n%2)*syscall.PROT_READ,
+				syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS, ^uintptr(0), 0)
+			if e != 0 {
+				fmt.Println("mappings refused after", n/1000*1000, "or more:", e)
+				break
+			}
+		}
+	}
 }
