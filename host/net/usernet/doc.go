@@ -8,7 +8,8 @@
 //   - a DNS server (10.0.2.3), which relays queries to the host's resolver;
 //   - outbound NAT: every other TCP connection or UDP flow the guest opens
 //     is carried on by a host socket (netstack's forwarders, not a
-//     hand-written NAT);
+//     hand-written NAT), at most 1024 of each at once, so that a guest
+//     cannot take the tender's descriptors and memory;
 //   - published ports: a host listener (-p 127.0.0.1:8080:80) whose
 //     connections are dialled into the guest.
 //

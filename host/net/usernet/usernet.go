@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,6 +41,12 @@ const (
 	gatewayMAC = "02:00:00:00:02:02"
 	udpIdle    = 60 * time.Second
 	dialLimit  = 10 * time.Second
+	// maxFlows bounds the connections (TCP) and flows (UDP) the guest may
+	// have open through the network at once, each a host socket and two
+	// goroutines with their buffers: a guest that opens them without end
+	// would otherwise take the tender's descriptors and memory. Past it a
+	// TCP connection is reset and a UDP datagram dropped.
+	maxFlows = 1024
 )
 
 // Publish maps a host address to a guest port.
@@ -90,6 +97,9 @@ func ParsePublish(s string) (Publish, error) {
 
 // Network is one guest's user-mode network.
 type Network struct {
+	maxFlows int64        // maxFlows; a test lowers it
+	tcpFlows atomic.Int64 // outbound connections open
+	udpFlows atomic.Int64 // outbound UDP flows open
 	s        *stack.Stack
 	guestFD  int
 	hostFD   int
@@ -114,7 +124,7 @@ func New(guestMAC string, publish []Publish) (*Network, error) {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Network{guestFD: fds[0], hostFD: fds[1], mac: guestMAC, resolver: hostResolver(), ctx: ctx, cancel: cancel}
+	n := &Network{maxFlows: maxFlows, guestFD: fds[0], hostFD: fds[1], mac: guestMAC, resolver: hostResolver(), ctx: ctx, cancel: cancel}
 	if err := n.start(); err != nil {
 		n.Close()
 		return nil, err
@@ -206,40 +216,60 @@ func (n *Network) hostTarget(addr tcpip.Address, port uint16, proto string) stri
 }
 
 func (n *Network) forwardTCP(r *tcp.ForwarderRequest) {
+	if n.tcpFlows.Add(1) > n.maxFlows {
+		n.tcpFlows.Add(-1)
+		r.Complete(true)
+		return
+	}
+	done := func() { n.tcpFlows.Add(-1) }
 	id := r.ID()
 	target := n.hostTarget(id.LocalAddress, id.LocalPort, "tcp")
 	d := net.Dialer{Timeout: dialLimit}
 	hc, err := d.DialContext(n.ctx, "tcp", target)
 	if err != nil {
+		done()
 		r.Complete(true) // a reset, as a refused connection would send
 		return
 	}
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
+		done()
 		r.Complete(true)
 		hc.Close()
 		return
 	}
 	r.Complete(false)
-	go splice(gonet.NewTCPConn(&wq, ep), hc)
+	go func() {
+		defer done()
+		splice(gonet.NewTCPConn(&wq, ep), hc)
+	}()
 }
 
 func (n *Network) forwardUDP(r *udp.ForwarderRequest) bool {
+	if n.udpFlows.Add(1) > n.maxFlows {
+		n.udpFlows.Add(-1)
+		return false
+	}
 	id := r.ID()
 	target := n.hostTarget(id.LocalAddress, id.LocalPort, "udp")
 	hc, err := net.Dial("udp", target)
 	if err != nil {
+		n.udpFlows.Add(-1)
 		return false
 	}
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
+		n.udpFlows.Add(-1)
 		hc.Close()
 		return false
 	}
 	gc := gonet.NewUDPConn(&wq, ep)
-	go relayUDP(gc, hc)
+	go func() {
+		defer n.udpFlows.Add(-1)
+		relayUDP(gc, hc)
+	}()
 	return true
 }
 

@@ -142,3 +142,103 @@ func netstackNIC(n *Network) abi.NIC {
 	d.FD = n.GuestFD()
 	return d
 }
+
+// TestFlowsBounded: a guest may have only so many connections and UDP
+// flows open through the network; past that its connections are reset
+// and its datagrams dropped, and a closed connection frees its place.
+func TestFlowsBounded(t *testing.T) {
+	n, err := New("02:00:00:00:00:0e", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.maxFlows = 8
+	g, err := netstack.New([]abi.NIC{netstackNIC(n)}, netstack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hl.Close()
+	go func() {
+		for {
+			c, err := hl.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	addr := fmt.Sprintf("10.0.2.2:%d", hl.Addr().(*net.TCPAddr).Port)
+	dial := func() (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return g.DialContext(ctx, "tcp", addr)
+	}
+	var conns []net.Conn
+	for i := 0; i < 8; i++ {
+		c, err := dial()
+		if err != nil {
+			t.Fatalf("connection %d: %v", i+1, err)
+		}
+		conns = append(conns, c)
+	}
+	if c, err := dial(); err == nil {
+		c.Close()
+		t.Fatal("a ninth connection was let through")
+	}
+	conns[0].Close()
+	ok := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := dial(); err == nil {
+			c.Close()
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		t.Fatal("a closed connection did not free its place")
+	}
+	for _, c := range conns[1:] {
+		c.Close()
+	}
+
+	// UDP: eight flows answered, a ninth not.
+	up, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			k, from, err := up.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			up.WriteTo(buf[:k], from)
+		}
+	}()
+	uaddr := fmt.Sprintf("10.0.2.2:%d", up.LocalAddr().(*net.UDPAddr).Port)
+	echo := func(c net.Conn, wait time.Duration) bool {
+		c.SetDeadline(time.Now().Add(wait))
+		c.Write([]byte("ping"))
+		buf := make([]byte, 8)
+		k, err := c.Read(buf)
+		return err == nil && string(buf[:k]) == "ping"
+	}
+	for i := 0; i < 9; i++ {
+		c, err := g.DialContext(context.Background(), "udp", uaddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if got := echo(c, 3*time.Second); got != (i < 8) {
+			t.Errorf("udp flow %d answered: %v", i+1, got)
+		}
+	}
+}
