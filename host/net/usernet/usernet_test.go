@@ -33,16 +33,7 @@ func TestUserNetwork(t *testing.T) {
 		{Proto: "tcp", HostAddr: fmt.Sprintf("127.0.0.1:%d", hostPort), GuestPort: 80},
 		{Proto: "udp", HostAddr: fmt.Sprintf("127.0.0.1:%d", hostPort), GuestPort: 53},
 	}
-	n, err := New("02:00:00:00:00:0f", pubs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	g, err := netstack.New([]abi.NIC{netstackNIC(n)}, netstack.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	_, g := guestOn(t, "02:00:00:00:00:0f", pubs)
 
 	// Guest services.
 	l, err := g.Listen("tcp", ":80")
@@ -137,6 +128,23 @@ func TestParsePublish(t *testing.T) {
 	}
 }
 
+// guestOn makes a user network publishing pubs and a guest netstack on
+// it, both closed when the test ends.
+func guestOn(t *testing.T, mac string, pubs []Publish) (*Network, *netstack.Stack) {
+	t.Helper()
+	n, err := New(mac, pubs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	g, err := netstack.New([]abi.NIC{netstackNIC(n)}, netstack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return n, g
+}
+
 func netstackNIC(n *Network) abi.NIC {
 	d := n.NIC("net0")
 	d.FD = n.GuestFD()
@@ -147,17 +155,8 @@ func netstackNIC(n *Network) abi.NIC {
 // flows open through the network; past that its connections are reset
 // and its datagrams dropped, and a closed connection frees its place.
 func TestFlowsBounded(t *testing.T) {
-	n, err := New("02:00:00:00:00:0e", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n, g := guestOn(t, "02:00:00:00:00:0e", nil)
 	n.maxFlows = 8
-	g, err := netstack.New([]abi.NIC{netstackNIC(n)}, netstack.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
 
 	hl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
