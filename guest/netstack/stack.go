@@ -66,6 +66,7 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 		},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 		HandleLocal:        true,
+		Clock:              newClock(),
 	})
 	bufs := tcpip.TCPSendBufferSizeRangeOption{Min: 4 << 10, Default: min(64<<10, opt.TCPBufferMax), Max: opt.TCPBufferMax}
 	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &bufs); err != nil {
