@@ -11,7 +11,9 @@
 //     hand-written NAT), at most 1024 of each at once, so that a guest
 //     cannot take the tender's descriptors and memory;
 //   - published ports: a host listener (-p 127.0.0.1:8080:80) whose
-//     connections are dialled into the guest.
+//     connections are dialled into the guest, again at most 1024
+//     connections and 1024 UDP clients at once, so that host clients
+//     cannot either.
 //
 // The guest is 10.0.2.15/24; its configuration reaches it in the manifest,
 // so it needs no DHCP.

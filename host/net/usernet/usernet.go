@@ -41,11 +41,13 @@ const (
 	gatewayMAC = "02:00:00:00:02:02"
 	udpIdle    = 60 * time.Second
 	dialLimit  = 10 * time.Second
-	// maxFlows bounds the connections (TCP) and flows (UDP) the guest may
-	// have open through the network at once, each a host socket and two
-	// goroutines with their buffers: a guest that opens them without end
-	// would otherwise take the tender's descriptors and memory. Past it a
-	// TCP connection is reset and a UDP datagram dropped.
+	// maxFlows bounds the connections (TCP) and flows (UDP) open through
+	// the network at once in each direction: those the guest opens, and
+	// those host clients open to its published ports. Each is a host
+	// socket and goroutines with their buffers, so a guest, or a client,
+	// that opens them without end would otherwise take the tender's
+	// descriptors and memory. Past it a TCP connection is reset (the
+	// guest's) or closed (a host client's), and a UDP datagram dropped.
 	maxFlows = 1024
 )
 
@@ -97,9 +99,10 @@ func ParsePublish(s string) (Publish, error) {
 
 // Network is one guest's user-mode network.
 type Network struct {
-	maxFlows int64        // maxFlows; a test lowers it
+	maxFlows int64        // maxFlows, unless a test lowers it
 	tcpFlows atomic.Int64 // outbound connections open
 	udpFlows atomic.Int64 // outbound UDP flows open
+	pubFlows atomic.Int64 // connections from host clients to published TCP ports open
 	s        *stack.Stack
 	guestFD  int
 	hostFD   int
@@ -114,6 +117,11 @@ type Network struct {
 // New builds the network for a guest with MAC guestMAC and publishes the
 // given ports; it fails if a host address cannot be bound.
 func New(guestMAC string, publish []Publish) (*Network, error) {
+	return newNetwork(guestMAC, publish, maxFlows)
+}
+
+// newNetwork is New with another bound on flows (tests lower it).
+func newNetwork(guestMAC string, publish []Publish, maxFlows int64) (*Network, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("usernet: socketpair: %w", err)
@@ -331,7 +339,13 @@ func (n *Network) publish(p Publish) error {
 				if err != nil {
 					return
 				}
+				if n.pubFlows.Add(1) > n.maxFlows {
+					n.pubFlows.Add(-1)
+					hc.Close()
+					continue
+				}
 				go func() {
+					defer n.pubFlows.Add(-1)
 					ctx, cancel := context.WithTimeout(n.ctx, dialLimit)
 					defer cancel()
 					gc, err := gonet.DialContextTCP(ctx, n.s, guest, ipv4.ProtocolNumber)
@@ -355,7 +369,8 @@ func (n *Network) publish(p Publish) error {
 }
 
 // publishUDP relays datagrams from host clients to the guest port, one
-// guest-side socket per client, and the replies back.
+// guest-side socket per client (at most maxFlows at once), and the
+// replies back.
 func (n *Network) publishUDP(pc net.PacketConn, guest tcpip.FullAddress) {
 	var mu sync.Mutex
 	flows := map[string]net.Conn{}
@@ -367,6 +382,10 @@ func (n *Network) publishUDP(pc net.PacketConn, guest tcpip.FullAddress) {
 		}
 		mu.Lock()
 		c := flows[from.String()]
+		if c == nil && int64(len(flows)) >= n.maxFlows {
+			mu.Unlock()
+			continue
+		}
 		if c == nil {
 			gc, err := gonet.DialUDP(n.s, nil, &guest, ipv4.ProtocolNumber)
 			if err != nil {

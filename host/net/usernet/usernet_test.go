@@ -33,7 +33,7 @@ func TestUserNetwork(t *testing.T) {
 		{Proto: "tcp", HostAddr: fmt.Sprintf("127.0.0.1:%d", hostPort), GuestPort: 80},
 		{Proto: "udp", HostAddr: fmt.Sprintf("127.0.0.1:%d", hostPort), GuestPort: 53},
 	}
-	_, g := guestOn(t, "02:00:00:00:00:0f", pubs)
+	_, g := guestOn(t, "02:00:00:00:00:0f", pubs, maxFlows)
 
 	// Guest services.
 	l, err := g.Listen("tcp", ":80")
@@ -128,11 +128,12 @@ func TestParsePublish(t *testing.T) {
 	}
 }
 
-// guestOn makes a user network publishing pubs and a guest netstack on
-// it, both closed when the test ends.
-func guestOn(t *testing.T, mac string, pubs []Publish) (*Network, *netstack.Stack) {
+// guestOn makes a user network publishing pubs, with at most maxFlows
+// flows each way, and a guest netstack on it, both closed when the test
+// ends.
+func guestOn(t *testing.T, mac string, pubs []Publish, maxFlows int64) (*Network, *netstack.Stack) {
 	t.Helper()
-	n, err := New(mac, pubs)
+	n, err := newNetwork(mac, pubs, maxFlows)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +156,7 @@ func netstackNIC(n *Network) abi.NIC {
 // flows open through the network; past that its connections are reset
 // and its datagrams dropped, and a closed connection frees its place.
 func TestFlowsBounded(t *testing.T) {
-	n, g := guestOn(t, "02:00:00:00:00:0e", nil)
-	n.maxFlows = 8
+	_, g := guestOn(t, "02:00:00:00:00:0e", nil, 8)
 
 	hl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -241,3 +241,100 @@ func TestFlowsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishedBounded: host clients may have only so many connections
+// and UDP flows open to the guest's published ports; past that a
+// connection is closed and a datagram dropped, and a closed connection
+// frees its place.
+func TestPublishedBounded(t *testing.T) {
+	hostPort := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", hostPort)
+	pubs := []Publish{{Proto: "tcp", HostAddr: addr, GuestPort: 80}, {Proto: "udp", HostAddr: addr, GuestPort: 53}}
+	_, g := guestOn(t, "02:00:00:00:00:0d", pubs, 8)
+
+	l, err := g.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	// open connects and checks that the guest echoes.
+	open := func() (net.Conn, bool) {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		c.Write([]byte("x"))
+		buf := make([]byte, 1)
+		_, err = io.ReadFull(c, buf)
+		c.SetDeadline(time.Time{})
+		return c, err == nil
+	}
+	var conns []net.Conn
+	for i := 0; i < 8; i++ {
+		c, ok := open()
+		if !ok {
+			t.Fatalf("connection %d was not served", i+1)
+		}
+		conns = append(conns, c)
+	}
+	if c, ok := open(); ok {
+		t.Error("a ninth connection was served")
+	} else {
+		c.Close()
+	}
+	conns[0].Close()
+	ok := false
+	for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var c net.Conn
+		c, ok = open()
+		c.Close()
+	}
+	if !ok {
+		t.Error("a closed connection did not free its place")
+	}
+	for _, c := range conns[1:] {
+		c.Close()
+	}
+
+	// UDP: eight clients answered, a ninth not.
+	pc, err := g.ListenPacket("udp", ":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:k], from)
+		}
+	}()
+	for i := 0; i < 9; i++ {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		c.Write([]byte("ping"))
+		buf := make([]byte, 8)
+		k, err := c.Read(buf)
+		if got := err == nil && string(buf[:k]) == "ping"; got != (i < 8) {
+			t.Errorf("udp client %d answered: %v", i+1, got)
+		}
+	}
+}
+
