@@ -302,6 +302,28 @@ func TestHVTWithoutImageIsRefused(t *testing.T) {
 	}
 }
 
+// A published port that is taken ends the run before the guest runs, on
+// both confining targets: the user network starts while the machine is
+// made, and the guest waits for it.
+func TestPublishedPortInUse(t *testing.T) {
+	needKVM(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	img := filepath.Join(t.TempDir(), "hello.hvt")
+	if got := mote(t, "build", "-o", img, "./examples/hello"); got.status != 0 {
+		t.Fatalf("build: %s", got.stderr)
+	}
+	for _, target := range []string{"hvt", "spt"} {
+		got := mote(t, "run", "-t", target, "--net", "user", "-p", l.Addr().String()+":80", img)
+		if got.status != 125 || got.stdout != "" || !strings.Contains(got.stderr, l.Addr().String()) || !strings.Contains(got.stderr, "address already in use") {
+			t.Errorf("%s: status %d stdout %q stderr %q", target, got.status, got.stdout, got.stderr)
+		}
+	}
+}
+
 // freePort returns a loopback port free at the time of asking.
 func freePort(t *testing.T, network string) int {
 	t.Helper()

@@ -239,6 +239,7 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 		cfg.Blocks = append(cfg.Blocks, hvt.Block{Name: b.name, File: b.file, ReadOnly: b.readOnly, SectorSize: b.sector})
 	}
 	cfg.Trees = devs.trees
+	cfg.Ready = devs.ready
 	if _, err := os.Stat("/dev/kvm"); err != nil {
 		return exitError, fmt.Errorf("the hvt target needs KVM, and /dev/kvm is missing: run on a Linux host with KVM enabled (or nested virtualization), or use -t unix")
 	}
@@ -270,6 +271,7 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 		cfg.Blocks = append(cfg.Blocks, spt.Block{Name: b.name, File: b.file, ReadOnly: b.readOnly, SectorSize: b.sector})
 	}
 	cfg.Trees = devs.trees
+	cfg.Ready = devs.ready
 	status, err = spt.Run(context.Background(), cfg)
 	var ee *spt.ExitError
 	if errors.As(err, &ee) {
@@ -286,6 +288,18 @@ type devices struct {
 	blocks  []blockDev
 	trees   []abi.Tree
 	closers []func()
+	waits   []func() error // host sides still starting (a user network)
+}
+
+// ready waits for the devices' host sides to start; the guest must not
+// run before it returns nil.
+func (d *devices) ready() error {
+	for _, w := range d.waits {
+		if err := w(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type nicDev struct {
@@ -337,6 +351,7 @@ func (o runOptions) devices() (_ *devices, status int, err error) {
 				return nil, exitError, err
 			}
 			d.closers = append(d.closers, func() { un.Close() })
+			d.waits = append(d.waits, un.Ready)
 			d.nics = append(d.nics, nicDev{un.NIC(name), un.GuestFD()})
 		case strings.HasPrefix(n, "tap:"):
 			nic, ifname, err := parseTap(n, name, mac)

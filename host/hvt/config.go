@@ -29,6 +29,12 @@ type Config struct {
 	Stats          io.Writer // if set, per-syscall exit counts and times at exit
 	Trace          io.Writer // if set, one line per exit: time, thread, call, result
 	Profile        io.Writer // if set, the guest's CPU profile (pprof) at exit, sampled from outside
+
+	// Ready, if set, is called once the machine is made and the image
+	// loaded, before the guest's first instruction: devices whose host
+	// side starts meanwhile (a user network) wait there. An error ends
+	// the run before the guest runs.
+	Ready func() error
 }
 
 // NIC is a network interface. HostFD carries whole Ethernet frames (a TAP

@@ -486,6 +486,11 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	if err := c.k.SetRegs(&regs); err != nil {
 		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
+	if m.cfg.Ready != nil {
+		if err := m.cfg.Ready(); err != nil {
+			return ExitTender, err
+		}
+	}
 	m.startClock(c)
 	m.stats.bootDone(time.Since(start))
 

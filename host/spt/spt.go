@@ -52,6 +52,11 @@ type Config struct {
 	Trees  []abi.Tree
 
 	Stdout, Stderr io.Writer
+
+	// Ready, if set, is called before the guest process starts: devices
+	// whose host side starts meanwhile (a user network) wait there. An
+	// error ends the run before the guest runs.
+	Ready func() error
 }
 
 // NIC is a network interface: HostFD carries whole frames (a TAP device or
@@ -196,6 +201,15 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	theirs.Close()
 	for _, f := range nicFiles {
 		f.Close()
+	}
+	if cfg.Ready != nil {
+		// Stage 2 waits for its plan; the guest has not started.
+		if err := cfg.Ready(); err != nil {
+			planW.Close()
+			cmd.Process.Kill()
+			cmd.Wait()
+			return ExitTender, err
+		}
 	}
 	json.NewEncoder(planW).Encode(p)
 	planW.Close()

@@ -16,5 +16,7 @@
 //     cannot either.
 //
 // The guest is 10.0.2.15/24; its configuration reaches it in the manifest,
-// so it needs no DHCP.
+// so it needs no DHCP. The network's stack and listeners start on their
+// own thread while the tender makes the machine, and the guest starts
+// when they are ready (Network.Ready).
 package usernet

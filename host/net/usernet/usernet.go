@@ -112,10 +112,15 @@ type Network struct {
 	cancel   context.CancelFunc
 	mu       sync.Mutex
 	closers  []io.Closer
+	ready    chan struct{} // closed when the stack runs and the ports are published, or failed
+	err      error         // why not, once ready is closed
 }
 
-// New builds the network for a guest with MAC guestMAC and publishes the
-// given ports; it fails if a host address cannot be bound.
+// New makes the network for a guest with MAC guestMAC, publishing the
+// given ports. It returns once the guest's end of the link exists; the
+// network's stack and the host listeners start meanwhile, on another
+// thread, so that they overlap the making of the machine. Ready waits for
+// them and says whether a host address could not be bound.
 func New(guestMAC string, publish []Publish) (*Network, error) {
 	return newNetwork(guestMAC, publish, maxFlows)
 }
@@ -132,18 +137,29 @@ func newNetwork(guestMAC string, publish []Publish, maxFlows int64) (*Network, e
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Network{maxFlows: maxFlows, guestFD: fds[0], hostFD: fds[1], mac: guestMAC, resolver: hostResolver(), ctx: ctx, cancel: cancel}
-	if err := n.start(); err != nil {
-		n.Close()
-		return nil, err
-	}
-	for _, p := range publish {
-		if err := n.publish(p); err != nil {
-			n.Close()
-			return nil, err
+	n := &Network{maxFlows: maxFlows, guestFD: fds[0], hostFD: fds[1], mac: guestMAC, ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	go func() {
+		defer close(n.ready)
+		n.resolver = hostResolver()
+		if n.err = n.start(); n.err != nil {
+			return
 		}
-	}
+		for _, p := range publish {
+			if n.err = n.publish(p); n.err != nil {
+				return
+			}
+		}
+	}()
 	return n, nil
+}
+
+// Ready waits until the network runs and its ports are published. The
+// guest must not start before Ready returns nil: its frames would wait,
+// and host clients would find its ports closed. After an error, Close the
+// network.
+func (n *Network) Ready() error {
+	<-n.ready
+	return n.err
 }
 
 // GuestFD is the guest's end of the NIC; the caller hands it to the tender,
@@ -425,6 +441,7 @@ func (n *Network) track(c io.Closer) {
 
 // Close stops the network: listeners, flows and the stack.
 func (n *Network) Close() error {
+	<-n.ready
 	n.cancel()
 	n.mu.Lock()
 	for _, c := range n.closers {

@@ -138,6 +138,9 @@ func guestOn(t *testing.T, mac string, pubs []Publish, maxFlows int64) (*Network
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
+	if err := n.Ready(); err != nil {
+		t.Fatal(err)
+	}
 	g, err := netstack.New([]abi.NIC{netstackNIC(n)}, netstack.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -338,3 +341,19 @@ func TestPublishedBounded(t *testing.T) {
 	}
 }
 
+// A host address that cannot be bound fails the network, through Ready.
+func TestPublishInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	n, err := New("02:00:00:00:00:0c", []Publish{{Proto: "tcp", HostAddr: l.Addr().String(), GuestPort: 80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Ready(); err == nil || !strings.Contains(err.Error(), l.Addr().String()) {
+		t.Fatalf("Ready with the host port in use: %v", err)
+	}
+}
