@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -216,7 +217,7 @@ func TestManifestNeighbourSkipsARP(t *testing.T) {
 }
 
 // BenchmarkHTTP measures keep-alive HTTP requests with a small answer
-// between two stacks joined by a wire, over 16 connections at once: the
+// between two stacks joined by a wire, over 16 connections a CPU at once: the
 // per-request cost of netstack and net/http, on both ends, in CPU time
 // (cpu-ns/op: the process's, so it counts the wire's system calls too).
 // Run it with -cpu 1 to match a one-vCPU guest.
@@ -246,11 +247,14 @@ func BenchmarkHTTP(b *testing.B) {
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
 	defer srv.Close()
-	hc := &http.Client{Transport: &http.Transport{DialContext: client.DialContext, MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{DialContext: client.DialContext, MaxIdleConnsPerHost: 16 * runtime.GOMAXPROCS(0)}, Timeout: 10 * time.Second}
 	get := func() {
 		resp, err := hc.Get("http://10.0.0.1/style.css")
 		if err != nil {
 			b.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %s", resp.Status)
 		}
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 			b.Fatal(err)
@@ -259,7 +263,7 @@ func BenchmarkHTTP(b *testing.B) {
 	}
 	get() // connect
 	b.ReportAllocs()
-	b.SetParallelism(16) // connections, to keep the stacks busy
+	b.SetParallelism(16) // 16 connections a CPU, to keep the stacks busy
 	var r0, r1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
 	b.ResetTimer()

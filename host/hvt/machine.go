@@ -469,6 +469,11 @@ func (m *machine) run(ctx context.Context) (int, error) {
 		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 	}
 	m.patched = m.applyPatches(patches)
+	if m.cfg.Ready != nil {
+		if err := m.cfg.Ready(); err != nil {
+			return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
+		}
+	}
 	c, err := m.newVCPU()
 	if err != nil {
 		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
@@ -485,11 +490,6 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	regs := kvm.Regs{RIP: entry, RSP: sp, RFLAGS: rflagsDefault}
 	if err := c.k.SetRegs(&regs); err != nil {
 		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
-	}
-	if m.cfg.Ready != nil {
-		if err := m.cfg.Ready(); err != nil {
-			return ExitTender, err
-		}
 	}
 	m.startClock(c)
 	m.stats.bootDone(time.Since(start))

@@ -62,7 +62,7 @@ type Config struct {
 // NIC is a network interface: HostFD carries whole frames (a TAP device or
 // a SOCK_SEQPACKET socket). It stays in mote, whose device thread moves
 // its frames to and from rings the guest maps (host/ringdev); the guest
-// gets the rings, not HostFD.
+// gets the rings, not HostFD. Run owns HostFD and closes it.
 type NIC struct {
 	abi.NIC
 	HostFD int
@@ -205,10 +205,12 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if cfg.Ready != nil {
 		// Stage 2 waits for its plan; the guest has not started.
 		if err := cfg.Ready(); err != nil {
-			planW.Close()
+			// Killed before its plan ends, so that it cannot report the
+			// plan's end as an error of its own.
 			cmd.Process.Kill()
 			cmd.Wait()
-			return ExitTender, err
+			planW.Close()
+			return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
 		}
 	}
 	json.NewEncoder(planW).Encode(p)
@@ -437,7 +439,7 @@ func (d *ringDevice) close() {
 	if d.Ring != nil {
 		unix.Munmap(d.Ring)
 	}
-	for _, fd := range []int{d.Notify, d.Kick, d.mem} {
+	for _, fd := range []int{d.Notify, d.Kick, d.mem, d.Host} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}

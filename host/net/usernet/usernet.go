@@ -103,6 +103,7 @@ type Network struct {
 	tcpFlows atomic.Int64 // outbound connections open
 	udpFlows atomic.Int64 // outbound UDP flows open
 	pubFlows atomic.Int64 // connections from host clients to published TCP ports open
+	pubUDP   atomic.Int64 // host clients of published UDP ports with a flow open
 	s        *stack.Stack
 	guestFD  int
 	hostFD   int
@@ -113,7 +114,8 @@ type Network struct {
 	mu       sync.Mutex
 	closers  []io.Closer
 	ready    chan struct{} // closed when the stack runs and the ports are published, or failed
-	err      error         // why not, once ready is closed
+	closed   sync.Once
+	err      error // why not, once ready is closed
 }
 
 // New makes the network for a guest with MAC guestMAC, publishing the
@@ -126,7 +128,7 @@ func New(guestMAC string, publish []Publish) (*Network, error) {
 }
 
 // newNetwork is New with another bound on flows (tests lower it).
-func newNetwork(guestMAC string, publish []Publish, maxFlows int64) (*Network, error) {
+func newNetwork(guestMAC string, publish []Publish, limit int64) (*Network, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("usernet: socketpair: %w", err)
@@ -137,7 +139,7 @@ func newNetwork(guestMAC string, publish []Publish, maxFlows int64) (*Network, e
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Network{maxFlows: maxFlows, guestFD: fds[0], hostFD: fds[1], mac: guestMAC, ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	n := &Network{maxFlows: limit, guestFD: fds[0], hostFD: fds[1], mac: guestMAC, ctx: ctx, cancel: cancel, ready: make(chan struct{})}
 	go func() {
 		defer close(n.ready)
 		n.resolver = hostResolver()
@@ -385,8 +387,8 @@ func (n *Network) publish(p Publish) error {
 }
 
 // publishUDP relays datagrams from host clients to the guest port, one
-// guest-side socket per client (at most maxFlows at once), and the
-// replies back.
+// guest-side socket per client (at most maxFlows at once, over all the
+// published UDP ports), and the replies back.
 func (n *Network) publishUDP(pc net.PacketConn, guest tcpip.FullAddress) {
 	var mu sync.Mutex
 	flows := map[string]net.Conn{}
@@ -398,13 +400,15 @@ func (n *Network) publishUDP(pc net.PacketConn, guest tcpip.FullAddress) {
 		}
 		mu.Lock()
 		c := flows[from.String()]
-		if c == nil && int64(len(flows)) >= n.maxFlows {
-			mu.Unlock()
-			continue
-		}
 		if c == nil {
+			if n.pubUDP.Add(1) > n.maxFlows {
+				n.pubUDP.Add(-1)
+				mu.Unlock()
+				continue
+			}
 			gc, err := gonet.DialUDP(n.s, nil, &guest, ipv4.ProtocolNumber)
 			if err != nil {
+				n.pubUDP.Add(-1)
 				mu.Unlock()
 				continue
 			}
@@ -416,6 +420,7 @@ func (n *Network) publishUDP(pc net.PacketConn, guest tcpip.FullAddress) {
 					delete(flows, from.String())
 					mu.Unlock()
 					c.Close()
+					n.pubUDP.Add(-1)
 				}()
 				rb := make([]byte, 65536)
 				for {
@@ -439,19 +444,22 @@ func (n *Network) track(c io.Closer) {
 	n.mu.Unlock()
 }
 
-// Close stops the network: listeners, flows and the stack.
+// Close stops the network: listeners, flows and the stack. Later calls do
+// nothing.
 func (n *Network) Close() error {
 	<-n.ready
-	n.cancel()
-	n.mu.Lock()
-	for _, c := range n.closers {
-		c.Close()
-	}
-	n.mu.Unlock()
-	if n.s != nil {
-		n.s.Close()
-	}
-	unix.Close(n.hostFD)
+	n.closed.Do(func() {
+		n.cancel()
+		n.mu.Lock()
+		for _, c := range n.closers {
+			c.Close()
+		}
+		n.mu.Unlock()
+		if n.s != nil {
+			n.s.Close()
+		}
+		unix.Close(n.hostFD)
+	})
 	return nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/guest/netstack"
 )
@@ -252,7 +254,8 @@ func TestFlowsBounded(t *testing.T) {
 func TestPublishedBounded(t *testing.T) {
 	hostPort := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", hostPort)
-	pubs := []Publish{{Proto: "tcp", HostAddr: addr, GuestPort: 80}, {Proto: "udp", HostAddr: addr, GuestPort: 53}}
+	addr2 := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // a second UDP port: the bound is the network's
+	pubs := []Publish{{Proto: "tcp", HostAddr: addr, GuestPort: 80}, {Proto: "udp", HostAddr: addr, GuestPort: 53}, {Proto: "udp", HostAddr: addr2, GuestPort: 53}}
 	_, g := guestOn(t, "02:00:00:00:00:0d", pubs, 8)
 
 	l, err := g.Listen("tcp", ":80")
@@ -309,7 +312,7 @@ func TestPublishedBounded(t *testing.T) {
 		c.Close()
 	}
 
-	// UDP: eight clients answered, a ninth not.
+	// UDP: eight clients answered, over both ports, a ninth not.
 	pc, err := g.ListenPacket("udp", ":53")
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +329,11 @@ func TestPublishedBounded(t *testing.T) {
 		}
 	}()
 	for i := 0; i < 9; i++ {
-		c, err := net.Dial("udp", addr)
+		to := addr
+		if i%2 == 1 {
+			to = addr2
+		}
+		c, err := net.Dial("udp", to)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +360,9 @@ func TestPublishInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
+	defer unix.Close(n.GuestFD())
 	if err := n.Ready(); err == nil || !strings.Contains(err.Error(), l.Addr().String()) {
 		t.Fatalf("Ready with the host port in use: %v", err)
 	}
+	n.Close() // and again, deferred: a second Close does nothing
 }
