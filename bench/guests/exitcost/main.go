@@ -32,5 +32,17 @@ func main() {
 	measure("getrandom(64B)", 2000, func() { syscall.Syscall(318, uintptr(unsafePointer(buf)), 64, 0) })
 	var sa [4]uint64
 	measure("rt_sigaction(get)", 2000, func() { runtimeSigactionProbe(&sa) })
+	// Two goroutines locked to their own threads pass a token back and
+	// forth: each pass is a futex wake and a futex wait, and the time the
+	// host takes to run the other thread.
+	ping, pong := make(chan struct{}), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		for range ping {
+			pong <- struct{}{}
+		}
+	}()
+	runtime.LockOSThread()
+	measure("thread hand-off (round trip)", 500, func() { ping <- struct{}{}; <-pong })
 	os.Stdout.Sync()
 }
