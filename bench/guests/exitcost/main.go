@@ -43,6 +43,6 @@ func main() {
 		}
 	}()
 	runtime.LockOSThread()
-	measure("thread hand-off (round trip)", 500, func() { ping <- struct{}{}; <-pong })
+	measure("thread-hand-off(round-trip)", 500, func() { ping <- struct{}{}; <-pong })
 	os.Stdout.Sync()
 }
