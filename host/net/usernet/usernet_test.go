@@ -1,6 +1,7 @@
 package usernet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -47,16 +48,7 @@ func TestUserNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			k, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(strings.ToUpper(string(buf[:k]))), from)
-		}
-	}()
+	go answerUDP(pc, bytes.ToUpper)
 
 	// Host to guest, TCP.
 	hc := &http.Client{Timeout: 10 * time.Second}
@@ -151,6 +143,38 @@ func guestOn(t *testing.T, mac string, pubs []Publish, maxFlows int64) (*Network
 	return n, g
 }
 
+// answerUDP answers each datagram pc receives with reply(datagram), until
+// pc is closed.
+func answerUDP(pc net.PacketConn, reply func([]byte) []byte) {
+	buf := make([]byte, 512)
+	for {
+		k, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		pc.WriteTo(reply(buf[:k]), from)
+	}
+}
+
+// pinged reports whether c answers "ping" with "ping" within 3 s.
+func pinged(c net.Conn) bool {
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c.Write([]byte("ping"))
+	buf := make([]byte, 8)
+	k, err := c.Read(buf)
+	return err == nil && string(buf[:k]) == "ping"
+}
+
+// eventually reports whether f returns true within 10 s, asking every 20 ms.
+func eventually(f func() bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if f() {
+			return true
+		}
+	}
+	return false
+}
+
 func netstackNIC(n *Network) abi.NIC {
 	d := n.NIC("net0")
 	d.FD = n.GuestFD()
@@ -196,15 +220,13 @@ func TestFlowsBounded(t *testing.T) {
 		t.Fatal("a ninth connection was let through")
 	}
 	conns[0].Close()
-	ok := false
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := dial(); err == nil {
+	if !eventually(func() bool {
+		c, err := dial()
+		if err == nil {
 			c.Close()
-			ok = true
-			break
 		}
-	}
-	if !ok {
+		return err == nil
+	}) {
 		t.Fatal("a closed connection did not free its place")
 	}
 	for _, c := range conns[1:] {
@@ -217,31 +239,15 @@ func TestFlowsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer up.Close()
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			k, from, err := up.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			up.WriteTo(buf[:k], from)
-		}
-	}()
+	go answerUDP(up, func(b []byte) []byte { return b })
 	uaddr := fmt.Sprintf("10.0.2.2:%d", up.LocalAddr().(*net.UDPAddr).Port)
-	echo := func(c net.Conn, wait time.Duration) bool {
-		c.SetDeadline(time.Now().Add(wait))
-		c.Write([]byte("ping"))
-		buf := make([]byte, 8)
-		k, err := c.Read(buf)
-		return err == nil && string(buf[:k]) == "ping"
-	}
 	for i := 0; i < 9; i++ {
 		c, err := g.DialContext(context.Background(), "udp", uaddr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if got := echo(c, 3*time.Second); got != (i < 8) {
+		if got := pinged(c); got != (i < 8) {
 			t.Errorf("udp flow %d answered: %v", i+1, got)
 		}
 	}
@@ -299,13 +305,11 @@ func TestPublishedBounded(t *testing.T) {
 		c.Close()
 	}
 	conns[0].Close()
-	ok := false
-	for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		var c net.Conn
-		c, ok = open()
+	if !eventually(func() bool {
+		c, ok := open()
 		c.Close()
-	}
-	if !ok {
+		return ok
+	}) {
 		t.Error("a closed connection did not free its place")
 	}
 	for _, c := range conns[1:] {
@@ -318,16 +322,7 @@ func TestPublishedBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			k, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:k], from)
-		}
-	}()
+	go answerUDP(pc, func(b []byte) []byte { return b })
 	for i := 0; i < 9; i++ {
 		to := addr
 		if i%2 == 1 {
@@ -338,11 +333,7 @@ func TestPublishedBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(3 * time.Second))
-		c.Write([]byte("ping"))
-		buf := make([]byte, 8)
-		k, err := c.Read(buf)
-		if got := err == nil && string(buf[:k]) == "ping"; got != (i < 8) {
+		if got := pinged(c); got != (i < 8) {
 			t.Errorf("udp client %d answered: %v", i+1, got)
 		}
 	}
