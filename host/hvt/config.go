@@ -31,9 +31,9 @@ type Config struct {
 	Profile        io.Writer // if set, the guest's CPU profile (pprof) at exit, sampled from outside
 
 	// Ready, if set, is called once the machine is made and the image
-	// loaded, before its first vCPU and the guest's first instruction: devices whose host
-	// side starts meanwhile (a user network) wait there. An error ends
-	// the run before the guest runs.
+	// loaded, before the first vCPU and the guest's first instruction:
+	// devices whose host side starts meanwhile (a user network) wait
+	// there. An error ends the run before the guest runs.
 	Ready func() error
 }
 
