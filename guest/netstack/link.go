@@ -41,8 +41,8 @@ func (l *link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 // NIC costs no CPU.
 type nic struct {
 	name string
-	fd   int
 	f    *os.File
+	raw  syscall.RawConn // f's descriptor, for writes that never wait
 	ch   *channel.Endpoint
 	mtu  int
 	acks *ackCoalescer
@@ -79,7 +79,9 @@ func (n *nic) readLoop() {
 // send writes each frame with one system call from the goroutine that
 // sends, in the netpoller's non-blocking mode: a frame the device cannot
 // take now (EAGAIN) is dropped and counted, as a NIC with a full queue
-// does, and TCP sends it again.
+// does, and TCP sends it again. It writes through f's RawConn, which keeps
+// the descriptor from being closed (and its number reused) meanwhile; a
+// frame sent after Close is dropped.
 func (n *nic) send(pkts []*stack.PacketBuffer) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -88,7 +90,11 @@ func (n *nic) send(pkts []*stack.PacketBuffer) {
 		for _, s := range pkt.AsSlices() {
 			n.frame = append(n.frame, s...)
 		}
-		if _, err := syscall.Write(n.fd, n.frame); err != nil {
+		var werr error
+		if err := n.raw.Write(func(fd uintptr) bool {
+			_, werr = syscall.Write(int(fd), n.frame)
+			return true
+		}); err != nil || werr != nil {
 			n.txDropped.Add(1)
 			continue
 		}

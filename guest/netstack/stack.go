@@ -112,7 +112,13 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 				cancel()
 				return nil, fmt.Errorf("netstack: nic %s: descriptor %d: %v", n.Name, n.FD, err)
 			}
-			l := &nic{name: n.Name, fd: n.FD, f: os.NewFile(uintptr(n.FD), n.Name), ch: ch, mtu: n.MTU}
+			f := os.NewFile(uintptr(n.FD), n.Name)
+			raw, err := f.SyscallConn()
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("netstack: nic %s: %v", n.Name, err)
+			}
+			l := &nic{name: n.Name, f: f, raw: raw, ch: ch, mtu: n.MTU}
 			st.nics = append(st.nics, l)
 			acks = newACKCoalescer(l.send)
 			l.acks = acks

@@ -456,7 +456,12 @@ func (n *Network) Close() error {
 		}
 		n.mu.Unlock()
 		if n.s != nil {
+			// Close aborts the connections; Wait removes the NIC, which
+			// stops its link's readers. Only then may hostFD go: a reader
+			// still running would take the frames of whatever file gets
+			// its number next (another network's, in a test).
 			n.s.Close()
+			n.s.Wait()
 		}
 		unix.Close(n.hostFD)
 	})
