@@ -45,6 +45,15 @@ type file struct {
 	cloexec  bool
 	readable bool
 	writable bool
+
+	// Guarded by fdTable.mu: calls in flight on host, and whether the
+	// guest has closed the descriptor. The host descriptor is closed when
+	// both say so, by the last call out, as Linux keeps a file open for
+	// the calls that still use it: closed at once, its number would go to
+	// the next descriptor the tender makes (an eventfd, a thread's kick),
+	// which a call still holding the old number would then read or write.
+	refs   int
+	closed bool
 }
 
 type fdTable struct {
@@ -68,6 +77,48 @@ func (ft *fdTable) get(fd uint64) *file {
 		return nil
 	}
 	return ft.files[int(fd)]
+}
+
+// acquire is get for a call that uses the host descriptor: the file stays
+// open until release, even if the guest closes fd meanwhile.
+func (ft *fdTable) acquire(fd uint64) *file {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if fd > maxFDs {
+		return nil
+	}
+	f := ft.files[int(fd)]
+	if f != nil {
+		f.refs++
+	}
+	return f
+}
+
+// release ends a call that acquired f.
+func (ft *fdTable) release(f *file) {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	f.refs--
+	if f.refs == 0 && f.closed && f.host >= 0 {
+		unix.Close(f.host)
+	}
+}
+
+// close removes fd from the table; its host descriptor goes with the last
+// call that still uses it.
+func (ft *fdTable) close(fd uint64) int64 {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	f := ft.files[int(fd)]
+	if fd > maxFDs || f == nil {
+		return -int64(unix.EBADF)
+	}
+	delete(ft.files, int(fd))
+	f.closed = true
+	if f.refs == 0 && f.host >= 0 {
+		unix.Close(f.host)
+	}
+	return 0
 }
 
 // add installs f at the lowest free descriptor.
@@ -101,8 +152,12 @@ func (ft *fdTable) closeAll() {
 const maxIO = 1 << 20
 
 func sysRead(t *thread, a *sysArgs) int64 {
-	f := t.m.fds.get(a.a[0])
-	if f == nil || !f.readable {
+	f := t.m.fds.acquire(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	defer t.m.fds.release(f)
+	if !f.readable {
 		return -int64(unix.EBADF)
 	}
 	if f.kind == fileNull {
@@ -123,8 +178,12 @@ func sysRead(t *thread, a *sysArgs) int64 {
 }
 
 func sysWrite(t *thread, a *sysArgs) int64 {
-	f := t.m.fds.get(a.a[0])
-	if f == nil || !f.writable {
+	f := t.m.fds.acquire(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	defer t.m.fds.release(f)
+	if !f.writable {
 		return -int64(unix.EBADF)
 	}
 	buf := make([]byte, min(a.a[2], maxIO))
@@ -198,20 +257,7 @@ func sysPipe2(t *thread, a *sysArgs) int64 {
 	return 0
 }
 
-func sysClose(t *thread, a *sysArgs) int64 {
-	ft := t.m.fds
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
-	f := ft.files[int(a.a[0])]
-	if a.a[0] > maxFDs || f == nil {
-		return -int64(unix.EBADF)
-	}
-	delete(ft.files, int(a.a[0]))
-	if f.host >= 0 {
-		unix.Close(f.host)
-	}
-	return 0
-}
+func sysClose(t *thread, a *sysArgs) int64 { return t.m.fds.close(a.a[0]) }
 
 func sysFcntl(t *thread, a *sysArgs) int64 {
 	f := t.m.fds.get(a.a[0])
@@ -274,10 +320,16 @@ func sysEpollCreate1(t *thread, a *sysArgs) int64 {
 }
 
 func sysEpollCtl(t *thread, a *sysArgs) int64 {
-	ep, target := t.m.fds.get(a.a[0]), t.m.fds.get(a.a[2])
-	if ep == nil || target == nil {
+	ep := t.m.fds.acquire(a.a[0])
+	if ep == nil {
 		return -int64(unix.EBADF)
 	}
+	defer t.m.fds.release(ep)
+	target := t.m.fds.acquire(a.a[2])
+	if target == nil {
+		return -int64(unix.EBADF)
+	}
+	defer t.m.fds.release(target)
 	if ep.kind != fileEpoll || ep == target {
 		return -int64(unix.EINVAL)
 	}
@@ -304,10 +356,11 @@ func sysEpollCtl(t *thread, a *sysArgs) int64 {
 }
 
 func sysEpollPwait(t *thread, a *sysArgs) int64 {
-	ep := t.m.fds.get(a.a[0])
+	ep := t.m.fds.acquire(a.a[0])
 	if ep == nil {
 		return -int64(unix.EBADF)
 	}
+	defer t.m.fds.release(ep)
 	if ep.kind != fileEpoll {
 		return -int64(unix.EINVAL)
 	}
@@ -376,25 +429,38 @@ func (t *thread) pollWait(fd int, events int16, timeoutMs int) (kicked bool) {
 // Block devices: whole sectors inside the device, or nothing. A request
 // that is misaligned or reaches past the end never gets to the host file.
 
+// blockArgs checks a pread64 or pwrite64 and acquires its file, which
+// the caller releases.
 func (t *thread) blockArgs(a *sysArgs, write bool) (*file, int64, int64, int64) {
-	f := t.m.fds.get(a.a[0])
-	if f == nil || f.kind != fileBlock {
-		if f != nil && f.kind != fileBlock {
-			return nil, 0, 0, -int64(unix.ESPIPE)
-		}
+	f := t.m.fds.acquire(a.a[0])
+	if f == nil {
 		return nil, 0, 0, -int64(unix.EBADF)
 	}
+	n, off, res := blockRange(f, a, write)
+	if res != 0 {
+		t.m.fds.release(f)
+		return nil, 0, 0, res
+	}
+	return f, n, off, 0
+}
+
+// blockRange is what a call may touch of block device f: whole sectors
+// inside it.
+func blockRange(f *file, a *sysArgs, write bool) (n, off, res int64) {
+	if f.kind != fileBlock {
+		return 0, 0, -int64(unix.ESPIPE)
+	}
 	if write && !f.writable {
-		return nil, 0, 0, -int64(unix.EBADF)
+		return 0, 0, -int64(unix.EBADF)
 	}
 	count, off := int64(min(a.a[2], maxIO)), int64(a.a[3])
 	if off < 0 || off%f.sector != 0 || count%f.sector != 0 {
-		return nil, 0, 0, -int64(unix.EINVAL)
+		return 0, 0, -int64(unix.EINVAL)
 	}
 	if off > f.size {
-		return nil, 0, 0, -int64(unix.EINVAL)
+		return 0, 0, -int64(unix.EINVAL)
 	}
-	return f, min(count, f.size-off), off, 0
+	return min(count, f.size-off), off, 0
 }
 
 func sysPread64(t *thread, a *sysArgs) int64 {
@@ -402,6 +468,7 @@ func sysPread64(t *thread, a *sysArgs) int64 {
 	if res != 0 {
 		return res
 	}
+	defer t.m.fds.release(f)
 	buf := make([]byte, n)
 	got, err := unix.Pread(f.host, buf, off)
 	if err != nil {
@@ -418,6 +485,7 @@ func sysPwrite64(t *thread, a *sysArgs) int64 {
 	if res != 0 {
 		return res
 	}
+	defer t.m.fds.release(f)
 	if n == 0 && a.a[2] > 0 {
 		return -int64(unix.ENOSPC)
 	}
@@ -433,10 +501,11 @@ func sysPwrite64(t *thread, a *sysArgs) int64 {
 }
 
 func sysFdatasync(t *thread, a *sysArgs) int64 {
-	f := t.m.fds.get(a.a[0])
+	f := t.m.fds.acquire(a.a[0])
 	if f == nil {
 		return -int64(unix.EBADF)
 	}
+	defer t.m.fds.release(f)
 	if f.kind != fileBlock {
 		return -int64(unix.EINVAL)
 	}
