@@ -285,9 +285,12 @@ func (t *thread) sysTgkill(tgid, tid, sig int) int64 {
 	if sig < 0 || sig > nsig {
 		return -int64(unix.EINVAL)
 	}
+	// Held until the signal is posted: a target that exits meanwhile would
+	// leave its block in guest memory and its kick descriptor to whatever
+	// comes next (a new thread), which would get the signal instead.
 	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
 	target := t.m.threads[tid]
-	t.m.mu.Unlock()
 	if target == nil {
 		return -int64(unix.ESRCH)
 	}
