@@ -38,9 +38,11 @@ type Config struct {
 }
 
 // NIC is a network interface. HostFD carries whole Ethernet frames (a TAP
-// device or a SOCK_SEQPACKET socket); the tender owns it from Run on. The
-// embedded description reaches the guest in its manifest; its FD field is
-// set by the tender.
+// device or a SOCK_SEQPACKET socket); the tender owns it once it has made
+// the NIC's device, and closes it when the run ends (a Run that fails
+// before that, on a bad image say, leaves it to the caller). The embedded
+// description reaches the guest in its manifest; its FD field is set by
+// the tender.
 type NIC struct {
 	abi.NIC
 	HostFD int

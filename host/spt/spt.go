@@ -62,7 +62,9 @@ type Config struct {
 // NIC is a network interface: HostFD carries whole frames (a TAP device or
 // a SOCK_SEQPACKET socket). It stays in mote, whose device thread moves
 // its frames to and from rings the guest maps (host/ringdev); the guest
-// gets the rings, not HostFD. Run owns HostFD and closes it.
+// gets the rings, not HostFD. Run owns HostFD once it has made the NIC's
+// device, and closes it when the run ends (a Run that fails before that
+// leaves it to the caller).
 type NIC struct {
 	abi.NIC
 	HostFD int
