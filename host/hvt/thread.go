@@ -63,8 +63,10 @@ func (m *machine) addThread(c *vcpu, parent *thread) (*thread, error) {
 	m.blocks[idx] = true
 	t := &thread{m: m, tid: m.nextTID, cpu: c, kickCh: make(chan struct{}, 1), kickFD: fd, blkIndex: idx}
 	m.nextTID++
-	m.threads[t.tid] = t
-	m.mu.Unlock()
+	// The block is ready before the thread joins the table, where signal
+	// senders (tgkill, a process signal, under m.mu) read its mask and
+	// pending set: they would find no block, or have a signal they posted
+	// zeroed here.
 	t.blkVA = shimBase + shim.ThreadsOffset + uint64(idx)*shim.ThreadSize
 	pa, _, _ := m.mem.translate(t.blkVA)
 	t.blk = (*[8]uint64)(unsafe.Pointer(&m.mem.host[pa]))
@@ -74,6 +76,8 @@ func (m *machine) addThread(c *vcpu, parent *thread) (*thread, error) {
 	if parent != nil {
 		t.setMask(parent.mask())
 	}
+	m.threads[t.tid] = t
+	m.mu.Unlock()
 	return t, nil
 }
 
