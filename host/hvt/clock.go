@@ -43,7 +43,7 @@ func (m *machine) startClock(c *vcpu) {
 	atomic.StoreUint64(m.timeWord(vdso.DataMonoBase), mono)
 	atomic.StoreUint64(m.timeWord(vdso.DataRealBase), real)
 	atomic.StoreUint32(seq, 2)
-	go m.every(realtimeRefresh, func() {
+	refresh := func() {
 		tsc, _, real := sampleClocks()
 		delta := tsc - atomic.LoadUint64(m.timeWord(vdso.DataTSCBase))
 		hi, lo := bits.Mul64(delta, mult)
@@ -51,7 +51,8 @@ func (m *machine) startClock(c *vcpu) {
 		atomic.StoreUint32(seq, atomic.LoadUint32(seq)+1)
 		atomic.StoreUint64(m.timeWord(vdso.DataRealBase), real-elapsed)
 		atomic.StoreUint32(seq, atomic.LoadUint32(seq)+1)
-	})
+	}
+	m.background(func() { m.every(realtimeRefresh, refresh) })
 }
 
 // every calls f each period until the machine stops.

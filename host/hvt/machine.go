@@ -446,6 +446,18 @@ func (m *machine) createVCPU() (*vcpu, error) {
 	return c, nil
 }
 
+// background runs f on a goroutine of its own that run waits for, with
+// the vCPU and device threads, before the machine is taken apart: f may
+// use guest memory and the VM until it returns, which it must do once the
+// machine is done (m.done, m.exiting).
+func (m *machine) background(f func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+}
+
 // prepareVCPUs creates n vCPUs ahead of the guest's first clones, while
 // the guest is busy starting: a Go program makes a few threads at once
 // (an HTTP server four before it serves), and each clone that had to
@@ -509,12 +521,12 @@ func (m *machine) run(ctx context.Context) (int, error) {
 		m.wg.Add(1)
 		go d.run()
 	}
-	go m.prepareVCPUs(4)
+	m.background(func() { m.prepareVCPUs(4) })
 	if m.prof != nil {
-		go m.sampleLoop()
+		m.background(m.sampleLoop)
 	}
 
-	go func() {
+	m.background(func() {
 		for {
 			select {
 			case s := <-sigs:
@@ -526,7 +538,7 @@ func (m *machine) run(ctx context.Context) (int, error) {
 				return
 			}
 		}
-	}()
+	})
 	<-m.done
 	m.wg.Wait()
 	if m.prof != nil {
