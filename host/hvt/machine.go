@@ -342,6 +342,7 @@ func (m *machine) dropThread(t *thread) {
 	m.mu.Lock()
 	delete(m.threads, t.tid)
 	m.blocks[t.blkIndex] = false
+	m.rekickLocked()
 	m.idle = append(m.idle, t.cpu)
 	m.mu.Unlock()
 	unix.Close(t.kickFD)

@@ -342,14 +342,29 @@ func (m *machine) postProcessSignal(sig int, info siginfo) {
 	m.sig.mu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.kickForLocked(bit(sig))
+}
+
+// kickForLocked kicks one thread that does not block all of the process
+// signals in set. If every thread blocks them they stay pending until one
+// unblocks them, and each thread checks on its next exit. m.mu is held.
+func (m *machine) kickForLocked(set uint64) {
 	for _, t := range m.threads {
-		if t.mask()&bit(sig) == 0 {
+		if set&^t.mask() != 0 {
 			t.kick()
 			return
 		}
 	}
-	// Every thread blocks it: it stays pending until one unblocks it, and
-	// each thread checks on its next exit.
+}
+
+// rekickLocked passes pending process signals on when a thread leaves:
+// the one a signal kicked may be leaving without having taken it, and the
+// other threads, asleep in the tender, look only when a wait begins (Linux
+// retargets them likewise). m.mu is held.
+func (m *machine) rekickLocked() {
+	if p := atomic.LoadUint64(m.procPending()); p != 0 {
+		m.kickForLocked(p)
+	}
 }
 
 // takeSignal removes and returns the lowest pending signal this thread

@@ -165,6 +165,7 @@ func (t *thread) finish() {
 	m.mu.Lock()
 	delete(m.threads, t.tid)
 	m.blocks[t.blkIndex] = false
+	m.rekickLocked()
 	if !m.exiting.Load() {
 		m.idle = append(m.idle, t.cpu)
 	} else {

@@ -13,11 +13,10 @@ import (
 	"github.com/moteos/mote/host/image"
 )
 
-// A thread joins the thread table with its block ready: signal senders
-// (here a process signal, as the host's SIGTERM or a guest's kill) read
-// the block of every thread in the table, and clones race them. A thread
-// published first, its block set after, crashed the tender.
-func TestCloneRacesSignals(t *testing.T) {
+// testMachine makes a machine for the hello guest, closed when the test
+// ends; nothing runs in it until the test says so.
+func testMachine(t *testing.T) *machine {
+	t.Helper()
 	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
 		t.Skipf("SKIPPED LOUDLY: /dev/kvm is not usable (%v)", err)
 	} else {
@@ -33,12 +32,21 @@ func TestCloneRacesSignals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer img.Close()
-	m, err := newMachine(Config{Image: img.Path, Memory: 32 << 20}, img)
+	t.Cleanup(func() { img.Close() })
+	m, err := newMachine(Config{Image: bin, Memory: 32 << 20}, img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.close()
+	t.Cleanup(m.close)
+	return m
+}
+
+// A thread joins the thread table with its block ready: signal senders
+// (here a process signal, as the host's SIGTERM or a guest's kill) read
+// the block of every thread in the table, and clones race them. A thread
+// published first, its block set after, crashed the tender.
+func TestCloneRacesSignals(t *testing.T) {
+	m := testMachine(t)
 	c, err := m.createVCPU()
 	if err != nil {
 		t.Fatal(err)
@@ -66,4 +74,45 @@ func TestCloneRacesSignals(t *testing.T) {
 		unix.Close(th.kickFD)
 	}
 	wg.Wait()
+}
+
+// A process signal kicks one thread; if that thread leaves without taking
+// it, another that can take it is kicked, as Linux retargets it, instead of
+// the signal waiting for some thread's next exit.
+func TestProcessSignalOutlivesItsThread(t *testing.T) {
+	m := testMachine(t)
+	var ths []*thread
+	for range 2 {
+		c, err := m.createVCPU()
+		if err != nil {
+			t.Fatal(err)
+		}
+		th, err := m.addThread(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ths = append(ths, th)
+	}
+	kicked := func(th *thread) bool {
+		var b [8]byte
+		n, _ := unix.Read(th.kickFD, b[:])
+		return n == 8
+	}
+	m.postProcessSignal(sigURG, siginfo{code: siUser})
+	var first, other *thread
+	for _, th := range ths {
+		if kicked(th) {
+			first = th
+		} else {
+			other = th
+		}
+	}
+	if first == nil || other == nil {
+		t.Fatalf("a process signal kicked %v of two threads", first != nil && other == nil)
+	}
+	defer unix.Close(other.kickFD)
+	first.finish() // leaves without taking the signal
+	if !kicked(other) {
+		t.Fatal("the pending process signal was not passed on when the thread it kicked left")
+	}
 }
