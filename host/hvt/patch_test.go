@@ -2,9 +2,6 @@ package hvt
 
 import (
 	"encoding/binary"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -18,17 +15,7 @@ import (
 // for the call number the site loaded; a dying thread's exit and
 // rt_sigreturn keep their SYSCALL.
 func TestSyscallPatches(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "hello")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/guests/hello")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the guest: %v\n%s", err, out)
-	}
-	img, err := image.Open(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
+	img := helloImage(t)
 	m := &machine{img: img}
 
 	names := append([]string{shim.Syscall6, "runtime.exitThread", "runtime.sigreturn__sigaction"}, shim.Functions...)

@@ -13,15 +13,10 @@ import (
 	"github.com/moteos/mote/host/image"
 )
 
-// testMachine makes a machine for the hello guest, closed when the test
-// ends; nothing runs in it until the test says so.
-func testMachine(t *testing.T) *machine {
+// helloImage builds the hello guest and opens it, closed when the test
+// ends.
+func helloImage(t *testing.T) *image.Image {
 	t.Helper()
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
-		t.Skipf("SKIPPED LOUDLY: /dev/kvm is not usable (%v)", err)
-	} else {
-		f.Close()
-	}
 	bin := filepath.Join(t.TempDir(), "hello")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/guests/hello")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1")
@@ -33,7 +28,20 @@ func testMachine(t *testing.T) *machine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { img.Close() })
-	m, err := newMachine(Config{Image: bin, Memory: 32 << 20}, img)
+	return img
+}
+
+// testMachine makes a machine for the hello guest, closed when the test
+// ends; nothing runs in it until the test says so.
+func testMachine(t *testing.T) *machine {
+	t.Helper()
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+		t.Skipf("SKIPPED LOUDLY: /dev/kvm is not usable (%v)", err)
+	} else {
+		f.Close()
+	}
+	img := helloImage(t)
+	m, err := newMachine(Config{Image: img.Path, Memory: 32 << 20}, img)
 	if err != nil {
 		t.Fatal(err)
 	}
