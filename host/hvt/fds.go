@@ -113,12 +113,27 @@ func (ft *fdTable) close(fd uint64) int64 {
 	if fd > maxFDs || f == nil {
 		return -int64(unix.EBADF)
 	}
-	delete(ft.files, int(fd))
+	ft.removeLocked(int(fd), f)
+	return 0
+}
+
+// undo takes back descriptor fd that a failing call installed, if it still
+// holds f: another guest thread may have closed it meanwhile and got the
+// number for a file of its own.
+func (ft *fdTable) undo(fd int64, f *file) {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if ft.files[int(fd)] == f {
+		ft.removeLocked(int(fd), f)
+	}
+}
+
+func (ft *fdTable) removeLocked(fd int, f *file) {
+	delete(ft.files, fd)
 	f.closed = true
 	if f.refs == 0 && f.host >= 0 {
 		unix.Close(f.host)
 	}
-	return 0
 }
 
 // add installs f at the lowest free descriptor.
@@ -236,22 +251,24 @@ func sysPipe2(t *thread, a *sysArgs) int64 {
 		return errno(err)
 	}
 	nb, ce := flags&unix.O_NONBLOCK != 0, flags&unix.O_CLOEXEC != 0
-	r := t.m.fds.add(&file{kind: filePipe, host: p[0], nonblock: nb, cloexec: ce, readable: true})
+	rf := &file{kind: filePipe, host: p[0], nonblock: nb, cloexec: ce, readable: true}
+	r := t.m.fds.add(rf)
 	if r < 0 {
 		unix.Close(p[1])
 		return r
 	}
-	w := t.m.fds.add(&file{kind: filePipe, host: p[1], nonblock: nb, cloexec: ce, writable: true})
+	wf := &file{kind: filePipe, host: p[1], nonblock: nb, cloexec: ce, writable: true}
+	w := t.m.fds.add(wf)
 	if w < 0 {
-		sysClose(t, &sysArgs{a: [6]uint64{uint64(r)}})
+		t.m.fds.undo(r, rf)
 		return w
 	}
 	var b [8]byte
 	le.PutUint32(b[0:], uint32(r))
 	le.PutUint32(b[4:], uint32(w))
 	if err := t.m.mem.copyOut(a.a[0], b[:]); err != nil {
-		sysClose(t, &sysArgs{a: [6]uint64{uint64(r)}})
-		sysClose(t, &sysArgs{a: [6]uint64{uint64(w)}})
+		t.m.fds.undo(r, rf)
+		t.m.fds.undo(w, wf)
 		return errno(err)
 	}
 	return 0

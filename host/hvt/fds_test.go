@@ -37,3 +37,25 @@ func TestCloseWhileInUse(t *testing.T) {
 		t.Fatalf("host descriptor %d still open after the last call: %v", h, err)
 	}
 }
+
+// A failing call takes back only the descriptors it installed: if another
+// guest thread closed one meanwhile and got its number for a file of its
+// own, that file stays.
+func TestUndoTakesBackOnlyItsOwn(t *testing.T) {
+	ft := &fdTable{files: map[int]*file{}}
+	mine := &file{kind: filePipe, host: -1, readable: true}
+	fd := ft.add(mine)
+	ft.close(uint64(fd)) // another thread closes it
+	theirs := &file{kind: fileEventfd, host: -1, readable: true}
+	if got := ft.add(theirs); got != fd {
+		t.Fatalf("the number went to %d, not %d", got, fd)
+	}
+	ft.undo(fd, mine)
+	if ft.get(uint64(fd)) != theirs {
+		t.Fatal("undo removed another thread's descriptor")
+	}
+	ft.undo(fd, theirs)
+	if ft.get(uint64(fd)) != nil {
+		t.Fatal("undo left its own descriptor")
+	}
+}
