@@ -67,9 +67,7 @@ var Allowed = map[uint32]string{
 	unix.SYS_EPOLL_PWAIT:       "the netpoller and timers",
 	unix.SYS_EVENTFD2:          "the netpoller's wake-ups",
 	unix.SYS_PIPE2:             "os.Pipe",
-	unix.SYS_FCNTL:             "descriptor flags",
 	unix.SYS_UNAME:             "kernel version checks",
-	unix.SYS_PRLIMIT64:         "the runtime reads (and may raise) RLIMIT_NOFILE",
 	unix.SYS_FDATASYNC:         "durable block writes",
 	unix.SYS_FSYNC:             "durable block writes",
 }
@@ -180,11 +178,40 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p.Pid), SkipTrue: 1},
 		retNotify, retAllow)
+	// Not 0: on Linux that is every process in the caller's process group,
+	// which holds mote and perhaps the user's shell.
 	rule(unix.SYS_KILL,
 		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p.Pid), SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p.Pid), SkipTrue: 1},
+		retNotify, retAllow)
+
+	// prlimit64 on itself only (pid 0), as the runtime reads and raises
+	// RLIMIT_NOFILE: another pid's limits are another process's, mote's
+	// among them (a CPU limit of one second would kill it).
+	rule(unix.SYS_PRLIMIT64,
+		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 2},
+		bpf.LoadAbsolute{Off: argHi(0), Size: 4},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 1},
 		retNotify, retAllow)
+
+	// fcntl: the descriptor flags and the file status flags, as on hvt,
+	// with O_NONBLOCK kept and O_ASYNC clear. Not F_SETOWN, F_SETSIG and
+	// O_ASYNC, with which a write to a pipe signals any process of the
+	// user; not clearing O_NONBLOCK, which the ring eventfds share with
+	// mote's device thread (a blocking write there would hang it); not
+	// F_DUPFD, whose copies the rules that go by descriptor number would
+	// not know.
+	rule(unix.SYS_FCNTL,
+		bpf.LoadAbsolute{Off: argLo(1), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.F_GETFD, SkipTrue: 7},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.F_SETFD, SkipTrue: 6},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.F_GETFL, SkipTrue: 5},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.F_SETFL, SkipFalse: 3},
+		bpf.LoadAbsolute{Off: argLo(2), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.O_ASYNC, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.O_NONBLOCK, SkipTrue: 1},
+		retEINVAL, retAllow)
 
 	// The clocks every process has (0–7); Linux reads other ids as another
 	// process's CPU clock or a descriptor's, so they answer EINVAL, as on

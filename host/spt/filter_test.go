@@ -1,7 +1,11 @@
 package spt
 
 import (
+	"encoding/binary"
 	"testing"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // The filter assembles for a policy with devices, stays small, and the
@@ -14,13 +18,80 @@ func TestFilterBuilds(t *testing.T) {
 	if len(f) > 400 {
 		t.Errorf("filter has %d instructions", len(f))
 	}
-	conditional := 14 // read, write, pread64, pwrite64, mmap, mprotect, clone, arch_prctl, tgkill, kill, sendmsg, execveat + lookups answered ENOENT/EINVAL
+	conditional := 16 // read, write, pread64, pwrite64, mmap, mprotect, clone, arch_prctl, tgkill, kill, prlimit64, fcntl, sendmsg, execveat + lookups answered ENOENT/EINVAL
 	if n := len(Allowed) + conditional; n > 45 {
 		t.Errorf("%d system calls allowed", n)
 	}
 	for nr, why := range Allowed {
 		if why == "" {
 			t.Errorf("syscall %d has no reason", nr)
+		}
+	}
+}
+
+// The filter, run in x/net/bpf's VM on the seccomp data of calls a hostile
+// guest could make to reach past itself, and of the calls Go makes.
+func TestFilterArguments(t *testing.T) {
+	const pid = 42
+	prog, err := Build(Policy{Pid: pid, ImageFD: 14, NotifySock: 15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]bpf.RawInstruction, len(prog))
+	for i, f := range prog {
+		raw[i] = bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}
+	}
+	insns, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatal("the filter does not disassemble")
+	}
+	vm, err := bpf.NewVM(insns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		allow  = unix.SECCOMP_RET_ALLOW
+		notify = unix.SECCOMP_RET_USER_NOTIF
+		einval = unix.SECCOMP_RET_ERRNO | uint32(unix.EINVAL)
+	)
+	for _, c := range []struct {
+		name string
+		nr   uint32
+		args []uint64
+		want uint32
+	}{
+		{"kill(self)", unix.SYS_KILL, []uint64{pid, 15}, allow},
+		{"kill(0): the process group, mote's", unix.SYS_KILL, []uint64{0, 9}, notify},
+		{"kill(-1)", unix.SYS_KILL, []uint64{^uint64(0), 9}, notify},
+		{"prlimit64(self)", unix.SYS_PRLIMIT64, []uint64{0, unix.RLIMIT_NOFILE, 0, 0}, allow},
+		{"prlimit64(another pid)", unix.SYS_PRLIMIT64, []uint64{pid - 1, unix.RLIMIT_CPU, 0x1000, 0}, notify},
+		{"prlimit64(pid 2^32)", unix.SYS_PRLIMIT64, []uint64{1 << 32, unix.RLIMIT_CPU, 0x1000, 0}, notify},
+		{"fcntl(F_GETFD)", unix.SYS_FCNTL, []uint64{3, unix.F_GETFD}, allow},
+		{"fcntl(F_SETFD)", unix.SYS_FCNTL, []uint64{3, unix.F_SETFD, unix.FD_CLOEXEC}, allow},
+		{"fcntl(F_GETFL)", unix.SYS_FCNTL, []uint64{3, unix.F_GETFL}, allow},
+		{"fcntl(F_SETFL, O_NONBLOCK)", unix.SYS_FCNTL, []uint64{3, unix.F_SETFL, unix.O_RDWR | unix.O_NONBLOCK}, allow},
+		{"fcntl(F_SETFL, blocking)", unix.SYS_FCNTL, []uint64{3, unix.F_SETFL, unix.O_RDWR}, einval},
+		{"fcntl(F_SETFL, O_ASYNC)", unix.SYS_FCNTL, []uint64{3, unix.F_SETFL, unix.O_NONBLOCK | unix.O_ASYNC}, einval},
+		{"fcntl(F_SETOWN)", unix.SYS_FCNTL, []uint64{3, unix.F_SETOWN, 1}, einval},
+		{"fcntl(F_SETSIG)", unix.SYS_FCNTL, []uint64{3, unix.F_SETSIG, 9}, einval},
+		{"fcntl(F_DUPFD)", unix.SYS_FCNTL, []uint64{4, unix.F_DUPFD, 100}, einval},
+		{"fcntl(F_DUPFD_CLOEXEC)", unix.SYS_FCNTL, []uint64{4, unix.F_DUPFD_CLOEXEC, 100}, einval},
+	} {
+		// The kernel loads each 32-bit word of struct seccomp_data in
+		// host order; the VM loads network order: words go big-endian.
+		data := make([]byte, 64)
+		binary.BigEndian.PutUint32(data[offNr:], c.nr)
+		binary.BigEndian.PutUint32(data[offArch:], auditArchX8664)
+		for i, a := range c.args {
+			binary.BigEndian.PutUint32(data[argLo(i):], uint32(a))
+			binary.BigEndian.PutUint32(data[argHi(i):], uint32(a>>32))
+		}
+		got, err := vm.Run(data)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if uint32(got) != c.want {
+			t.Errorf("%s: %#x, want %#x", c.name, uint32(got), c.want)
 		}
 	}
 }
