@@ -36,7 +36,7 @@ func (d *Device) Serve() {
 	buf := make([]byte, 65536)
 	var idleSince time.Time
 	for {
-		tx := d.moveTx()
+		tx, txBlocked := d.moveTx()
 		rx, rxFull := d.moveRx(buf)
 		if tx || rx {
 			idleSince = time.Time{}
@@ -58,13 +58,23 @@ func (d *Device) Serve() {
 		idleSince = time.Time{}
 		// Idle: ask the guest for a kick, look once more, then sleep.
 		atomic.StoreUint32(d.word(abi.RingTxNeedKick), 1)
-		if atomic.LoadUint32(d.word(abi.RingTxHead)) != atomic.LoadUint32(d.word(abi.RingTxTail)) {
+		if !txBlocked && atomic.LoadUint32(d.word(abi.RingTxHead)) != atomic.LoadUint32(d.word(abi.RingTxTail)) {
 			atomic.StoreUint32(d.word(abi.RingTxNeedKick), 0)
 			continue
 		}
 		fds := []unix.PollFd{{Fd: int32(d.Kick), Events: unix.POLLIN}, {Fd: int32(d.Stop), Events: unix.POLLIN}}
+		// The host side: frames to read unless the guest's ring is full,
+		// and room to write if it had none (else this thread would spin,
+		// and never see Stop, while the host side stays full).
+		var hostEv int16
 		if !rxFull {
-			fds = append(fds, unix.PollFd{Fd: int32(d.Host), Events: unix.POLLIN})
+			hostEv |= unix.POLLIN
+		}
+		if txBlocked {
+			hostEv |= unix.POLLOUT
+		}
+		if hostEv != 0 {
+			fds = append(fds, unix.PollFd{Fd: int32(d.Host), Events: hostEv})
 		}
 		timeout := -1
 		if rxFull {
@@ -89,22 +99,22 @@ func (d *Device) CountKicks() {
 	}
 }
 
-// moveTx sends the frames the guest queued; it reports progress.
-func (d *Device) moveTx() bool {
+// moveTx sends the frames the guest queued; it reports progress, and
+// whether the host side had no room for the next one.
+func (d *Device) moveTx() (moved, blocked bool) {
 	tail := atomic.LoadUint32(d.word(abi.RingTxTail))
 	head := atomic.LoadUint32(d.word(abi.RingTxHead))
 	if head-tail > abi.RingSlots {
 		// A corrupt head from the guest: take what the ring can hold.
 		head = tail + abi.RingSlots
 	}
-	moved := false
 	for ; tail != head; tail++ {
 		slot := d.Ring[abi.RingTx+int(tail%abi.RingSlots)*abi.RingSlotSize:][:abi.RingSlotSize]
 		n := int(binary.LittleEndian.Uint32(slot))
 		if n < 14 || n > abi.RingMaxFrame {
 			d.Dropped.Add(1)
 		} else if _, err := unix.Write(d.Host, slot[abi.RingSlotData:abi.RingSlotData+n]); err == unix.EAGAIN {
-			break // the host side is full: try again after the next wake
+			return moved, true // the host side is full: try again when it has room
 		} else if err != nil {
 			d.Dropped.Add(1)
 		} else {
@@ -113,7 +123,7 @@ func (d *Device) moveTx() bool {
 		moved = true
 		atomic.StoreUint32(d.word(abi.RingTxTail), tail+1)
 	}
-	return moved
+	return moved, false
 }
 
 // moveRx queues frames from the host for the guest, and notifies the
