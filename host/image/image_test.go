@@ -10,7 +10,7 @@ import (
 )
 
 // guest builds a small static Go program, as mote build does.
-func guest(t *testing.T) string {
+func guest(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "main.go")
@@ -74,4 +74,29 @@ func TestSymbolizeStartLine(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzParse: a malformed image is refused with an error, never a panic,
+// and what the tender asks of an image it accepted (functions by name,
+// their code, a symbolized address, its description) never panics either.
+// The seed is a real Go program; `go test -fuzz FuzzParse` mutates it.
+func FuzzParse(f *testing.F) {
+	data, err := os.ReadFile(guest(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add(data[:64])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := image.Parse("fuzz", data)
+		if err != nil {
+			return
+		}
+		for _, r := range img.Funcs("runtime.main", "main.main", "runtime.usleep") {
+			img.Text(r[0], r[1]-r[0])
+			img.Symbolize(r[0])
+		}
+		img.Symbolize(img.Entry)
+		img.Describe()
+	})
 }
