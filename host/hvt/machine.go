@@ -340,9 +340,7 @@ func (m *machine) parkVCPU(c *vcpu) {
 // dropThread undoes addThread for a thread that never ran.
 func (m *machine) dropThread(t *thread) {
 	m.mu.Lock()
-	delete(m.threads, t.tid)
-	m.blocks[t.blkIndex] = false
-	m.rekickLocked()
+	m.forgetLocked(t)
 	m.idle = append(m.idle, t.cpu)
 	m.mu.Unlock()
 	unix.Close(t.kickFD)

@@ -357,16 +357,6 @@ func (m *machine) kickForLocked(set uint64) {
 	}
 }
 
-// rekickLocked passes pending process signals on when a thread leaves:
-// the one a signal kicked may be leaving without having taken it, and the
-// other threads, asleep in the tender, look only when a wait begins (Linux
-// retargets them likewise). m.mu is held.
-func (m *machine) rekickLocked() {
-	if p := atomic.LoadUint64(m.procPending()); p != 0 {
-		m.kickForLocked(p)
-	}
-}
-
 // takeSignal removes and returns the lowest pending signal this thread
 // does not block, or 0.
 func (t *thread) takeSignal() (int, siginfo) {

@@ -81,6 +81,19 @@ func (m *machine) addThread(c *vcpu, parent *thread) (*thread, error) {
 	return t, nil
 }
 
+// forgetLocked takes t out of the thread table and frees its block. A
+// pending process signal goes to another thread: the one it kicked may be
+// t, leaving without having taken it, and the others, asleep in the
+// tender, look only when a wait begins (Linux retargets it likewise).
+// m.mu is held.
+func (m *machine) forgetLocked(t *thread) {
+	delete(m.threads, t.tid)
+	m.blocks[t.blkIndex] = false
+	if p := atomic.LoadUint64(m.procPending()); p != 0 {
+		m.kickForLocked(p)
+	}
+}
+
 func (m *machine) startThread(t *thread) {
 	m.wg.Add(1)
 	go t.run()
@@ -163,9 +176,7 @@ func (t *thread) run() {
 func (t *thread) finish() {
 	m := t.m
 	m.mu.Lock()
-	delete(m.threads, t.tid)
-	m.blocks[t.blkIndex] = false
-	m.rekickLocked()
+	m.forgetLocked(t)
 	if !m.exiting.Load() {
 		m.idle = append(m.idle, t.cpu)
 	} else {
