@@ -156,6 +156,22 @@ func answerUDP(pc net.PacketConn, reply func([]byte) []byte) {
 	}
 }
 
+// eightOfNine opens nine UDP flows with dial, through a network whose
+// bound is eight: the first eight must be answered, the ninth not.
+func eightOfNine(t *testing.T, what string, dial func(i int) (net.Conn, error)) {
+	t.Helper()
+	for i := range 9 {
+		c, err := dial(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if got := pinged(c); got != (i < 8) {
+			t.Errorf("%s %d answered: %v", what, i+1, got)
+		}
+	}
+}
+
 // pinged reports whether c answers "ping" with "ping" within 3 s.
 func pinged(c net.Conn) bool {
 	c.SetDeadline(time.Now().Add(3 * time.Second))
@@ -241,16 +257,9 @@ func TestFlowsBounded(t *testing.T) {
 	defer up.Close()
 	go answerUDP(up, func(b []byte) []byte { return b })
 	uaddr := fmt.Sprintf("10.0.2.2:%d", up.LocalAddr().(*net.UDPAddr).Port)
-	for i := 0; i < 9; i++ {
-		c, err := g.DialContext(context.Background(), "udp", uaddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if got := pinged(c); got != (i < 8) {
-			t.Errorf("udp flow %d answered: %v", i+1, got)
-		}
-	}
+	eightOfNine(t, "udp flow", func(int) (net.Conn, error) {
+		return g.DialContext(context.Background(), "udp", uaddr)
+	})
 }
 
 // TestPublishedBounded: host clients may have only so many connections
@@ -323,20 +332,12 @@ func TestPublishedBounded(t *testing.T) {
 	}
 	defer pc.Close()
 	go answerUDP(pc, func(b []byte) []byte { return b })
-	for i := 0; i < 9; i++ {
-		to := addr
+	eightOfNine(t, "udp client", func(i int) (net.Conn, error) {
 		if i%2 == 1 {
-			to = addr2
+			return net.Dial("udp", addr2)
 		}
-		c, err := net.Dial("udp", to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if got := pinged(c); got != (i < 8) {
-			t.Errorf("udp client %d answered: %v", i+1, got)
-		}
-	}
+		return net.Dial("udp", addr)
+	})
 }
 
 // A host address that cannot be bound fails the network, through Ready.
