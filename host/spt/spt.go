@@ -414,7 +414,8 @@ func newRingDevice(n NIC) (*ringDevice, []*os.File, error) {
 	if err := unix.SetNonblock(n.HostFD, true); err != nil {
 		return nil, nil, err
 	}
-	d := &ringDevice{Device: &ringdev.Device{Host: n.HostFD, Notify: -1, Kick: -1}, mem: -1}
+	// Host is set once the device is whole: until then it is the caller's.
+	d := &ringDevice{Device: &ringdev.Device{Host: -1, Notify: -1, Kick: -1}, mem: -1}
 	var err error
 	// Sealed at its size: the guest maps it, and can neither grow nor
 	// shrink it under mote's mapping.
@@ -447,6 +448,7 @@ func newRingDevice(n NIC) (*ringDevice, []*os.File, error) {
 		}
 		files = append(files, os.NewFile(uintptr(g), n.Name))
 	}
+	d.Host = n.HostFD
 	return d, files, nil
 }
 
