@@ -36,6 +36,7 @@ var (
 	kvmSetRegs             = iow(0x82, unsafe.Sizeof(Regs{}))
 	kvmGetSregs            = ior(0x83, unsafe.Sizeof(Sregs{}))
 	kvmSetSregs            = iow(0x84, unsafe.Sizeof(Sregs{}))
+	kvmGetMSRs             = iowr(0x88, 8)
 	kvmSetMSRs             = iow(0x89, 8)
 	kvmSetCPUID2           = iow(0x90, 8)
 	kvmGetTSCKHz           = io(0xA3)

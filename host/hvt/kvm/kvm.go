@@ -222,6 +222,25 @@ func (c *VCPU) SetCPUID(ents []CPUIDEntry) error {
 	return nil
 }
 
+// GetMSRs reads the model-specific registers named by msrs[i].Index into
+// msrs[i].Data.
+func (c *VCPU) GetMSRs(msrs []MSR) error {
+	sz := int(unsafe.Sizeof(MSR{}))
+	buf := make([]byte, 8+len(msrs)*sz)
+	*(*uint32)(unsafe.Pointer(&buf[0])) = uint32(len(msrs))
+	ents := unsafe.Slice((*MSR)(unsafe.Pointer(&buf[8])), len(msrs))
+	copy(ents, msrs)
+	n, err := ioctl(c.fd, kvmGetMSRs, uintptr(unsafe.Pointer(&buf[0])))
+	if err != nil {
+		return ioctlErr("KVM_GET_MSRS", err)
+	}
+	if int(n) != len(msrs) {
+		return fmt.Errorf("kvm: KVM_GET_MSRS: read %d of %d (MSR %#x refused)", n, len(msrs), msrs[n].Index)
+	}
+	copy(msrs, ents)
+	return nil
+}
+
 // SetMSRs writes model-specific registers.
 func (c *VCPU) SetMSRs(msrs []MSR) error {
 	sz := int(unsafe.Sizeof(MSR{}))

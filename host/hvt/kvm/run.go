@@ -130,6 +130,9 @@ func (r Run) Regs() *Regs { return &r.p.Sync.Regs }
 // Sregs are the synchronized special registers.
 func (r Run) Sregs() *Sregs { return &r.p.Sync.Sregs }
 
+// Events are the synchronized pending events (with SyncRegsEvents valid).
+func (r Run) Events() *VCPUEvents { return &r.p.Sync.Events }
+
 // MarkDirty tells KVM to load the given synchronized register sets
 // (SyncRegsGPRs, SyncRegsSregs) on the next KVM_RUN.
 func (r Run) MarkDirty(sets uint64) { r.p.DirtyRegs |= sets }

@@ -41,9 +41,22 @@ type Sregs struct {
 	InterruptBitmap        [4]uint64
 }
 
-// VCPUEvents is struct kvm_vcpu_events (only its size matters here).
+// VCPUEvents is struct kvm_vcpu_events: what KVM has yet to deliver to
+// the vCPU. The tender reads only the exception in flight.
 type VCPUEvents struct {
-	_ [64]byte
+	ExceptionInjected     uint8
+	ExceptionNr           uint8
+	ExceptionHasErrorCode uint8
+	ExceptionPending      uint8
+	ExceptionErrorCode    uint32
+	_                     [56]byte
+}
+
+// ExceptionInFlight reports whether KVM holds an exception it will inject
+// on the next entry (a fault it intercepted, or one whose delivery an exit
+// interrupted).
+func (e *VCPUEvents) ExceptionInFlight() bool {
+	return e.ExceptionInjected != 0 || e.ExceptionPending != 0
 }
 
 // SyncRegs is struct kvm_sync_regs: the registers KVM mirrors in the
@@ -57,8 +70,9 @@ type SyncRegs struct {
 
 // Bits of kvm_run.kvm_valid_regs and kvm_dirty_regs.
 const (
-	SyncRegsGPRs  = 1 << 0
-	SyncRegsSregs = 1 << 1
+	SyncRegsGPRs   = 1 << 0
+	SyncRegsSregs  = 1 << 1
+	SyncRegsEvents = 1 << 2
 )
 
 // CPUIDEntry is struct kvm_cpuid_entry2.

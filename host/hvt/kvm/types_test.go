@@ -18,6 +18,8 @@ func TestLayouts(t *testing.T) {
 		{"kvm_cpuid_entry2", unsafe.Sizeof(CPUIDEntry{}), 40},
 		{"kvm_msr_entry", unsafe.Sizeof(MSR{}), 16},
 		{"kvm_xsave", unsafe.Sizeof(XSAVE{}), 4096},
+		{"kvm_vcpu_events", unsafe.Sizeof(VCPUEvents{}), 64},
+		{"kvm_vcpu_events.exception.error_code offset", unsafe.Offsetof(VCPUEvents{}.ExceptionErrorCode), 4},
 		{"kvm_xcrs", unsafe.Sizeof(XCRs{}), 392},
 		{"kvm_userspace_memory_region", unsafe.Sizeof(userspaceMemoryRegion{}), 32},
 		{"kvm_ioeventfd", unsafe.Sizeof(ioEventFD{}), 64},
