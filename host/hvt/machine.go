@@ -441,7 +441,9 @@ func (m *machine) createVCPU() (*vcpu, error) {
 		// matters.
 		_ = err
 	}
-	k.Run.SetValid(kvm.SyncRegsGPRs | kvm.SyncRegsSregs)
+	// The events tell whether KVM holds an exception for the vCPU
+	// (signalsHeld).
+	k.Run.SetValid(kvm.SyncRegsGPRs | kvm.SyncRegsSregs | kvm.SyncRegsEvents)
 	return c, nil
 }
 

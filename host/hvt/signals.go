@@ -145,17 +145,25 @@ func (m *machine) procPending() *uint64 {
 func (t *thread) mask() uint64       { return atomic.LoadUint64(&t.blk[shim.WordMask]) }
 func (t *thread) setMask(v uint64)   { atomic.StoreUint64(&t.blk[shim.WordMask], v&^unblockable) }
 func (t *thread) pendingSet() uint64 { return atomic.LoadUint64(&t.blk[shim.WordPending]) }
-func (t *thread) altStack() altStack {
-	return altStack{
+
+// altStack reads the thread's alternate stack; ok is false while the shim
+// is halfway through changing it (its sequence count is odd). Only the
+// thread itself writes it, so a count that is even is a whole change.
+func (t *thread) altStack() (a altStack, ok bool) {
+	seq := atomic.LoadUint64(&t.blk[shim.WordAltSeq])
+	a = altStack{
 		sp:    atomic.LoadUint64(&t.blk[shim.WordAltSP]),
 		size:  atomic.LoadUint64(&t.blk[shim.WordAltSize]),
 		flags: int32(atomic.LoadUint64(&t.blk[shim.WordAltFlags])),
 	}
+	return a, seq&1 == 0
 }
 func (t *thread) setAltStack(a altStack) {
+	atomic.AddUint64(&t.blk[shim.WordAltSeq], 1)
 	atomic.StoreUint64(&t.blk[shim.WordAltSP], a.sp)
 	atomic.StoreUint64(&t.blk[shim.WordAltSize], a.size)
 	atomic.StoreUint64(&t.blk[shim.WordAltFlags], uint64(uint32(a.flags)))
+	atomic.AddUint64(&t.blk[shim.WordAltSeq], 1)
 }
 
 func bit(sig int) uint64 { return 1 << uint(sig-1) }
@@ -232,14 +240,14 @@ func (t *thread) sysRtSigprocmask(how int, set, oset, size uint64) int64 {
 }
 
 func (t *thread) onAltStack(sp uint64) bool {
-	alt := t.altStack()
+	alt, _ := t.altStack()
 	return alt.flags&ssDisable == 0 && sp > alt.sp && sp-alt.sp <= alt.size
 }
 
 func (t *thread) sysSigaltstack(ss, oss, sp uint64) int64 {
 	if oss != 0 {
 		var b [24]byte
-		alt := t.altStack()
+		alt, _ := t.altStack()
 		le.PutUint64(b[0:], alt.sp)
 		flags := alt.flags
 		if t.onAltStack(sp) {
@@ -380,6 +388,9 @@ func (t *thread) takeSignal() (int, siginfo) {
 // vCPU re-enters the guest. It reports true if the guest was ended (a
 // signal whose default action terminates).
 func (t *thread) deliverSignals() bool {
+	if t.signalsHeld() {
+		return false
+	}
 	for {
 		sig, info := t.takeSignal()
 		if sig == 0 {
@@ -408,6 +419,29 @@ func (t *thread) deliverSignals() bool {
 	}
 }
 
+// signalsHeld reports whether asynchronous signals must wait for the
+// thread's next exit:
+//   - KVM holds an exception for it (a fault whose delivery the kick
+//     interrupted): it goes first, as on Linux, where a fault's signal is
+//     raised before the thread can take any other. Pointing the vCPU at a
+//     handler now would have KVM inject the old fault at the handler's
+//     first instruction;
+//   - the thread was interrupted halfway through changing its alternate
+//     stack or a signal action in the shim: a frame built now would use a
+//     mix of old and new. The shim checks for pending signals once the
+//     change is whole (NR_SIGCHECK), which brings the thread back.
+func (t *thread) signalsHeld() bool {
+	run := t.cpu.k.Run
+	if run.Events().ExceptionInFlight() {
+		return true
+	}
+	if _, ok := t.altStack(); !ok {
+		return true
+	}
+	rip := run.Regs().RIP
+	return rip >= shimBase+shim.Sigaction && rip < shimBase+shim.SigactionEnd
+}
+
 // faultSignal delivers a synchronous signal raised by an exception at u.
 // Like Linux, a fault that is blocked or has no handler kills the guest.
 func (t *thread) faultSignal(info siginfo, u userState, vector int) bool {
@@ -428,7 +462,11 @@ func (t *thread) faultSignal(info siginfo, u userState, vector int) bool {
 }
 
 // setupFrame builds the rt_sigframe for sig and points the vCPU at the
-// handler.
+// handler, by way of the shim's signal entry, which saves the interrupted
+// vector state into the frame (shim_amd64.S). The tender writes
+// everything else: the general registers, the mask, the alternate stack,
+// siginfo, and the XSAVE area's header and Linux's software-reserved
+// words, so that the frame is laid out as Linux lays it out.
 func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) error {
 	m := t.m
 	if act.flags&saRestorer == 0 || act.restorer == 0 {
@@ -436,35 +474,18 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	}
 	r := t.cpu.k.Run.Regs()
 	sp := u.rsp
-	alt := t.altStack()
+	alt, _ := t.altStack()
 	onAlt := t.onAltStack(sp)
 	if act.flags&saOnstack != 0 && alt.flags&ssDisable == 0 && !onAlt {
 		sp = alt.sp + alt.size
 	} else {
 		sp -= 128 // the red zone
 	}
-	// XSAVE state, 64-byte aligned, with Linux's software-reserved magic.
-	var xs kvm.XSAVE
-	if err := t.cpu.k.GetXSAVE(&xs); err != nil {
-		return err
-	}
-	fpsize := uint64(m.xsize + 4)
-	sp = (sp - fpsize) &^ 63
+	fpbuf := m.fpTemplate()
+	sp = (sp - uint64(len(fpbuf))) &^ 63
 	fp := sp
-	fpbuf := make([]byte, fpsize)
-	for i := 0; i < m.xsize/4; i++ {
-		le.PutUint32(fpbuf[4*i:], xs.Region[i])
-	}
 	ucFlags := uint64(0x6) // UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS
 	if m.xcr0 != 0 {
-		// Linux marks an XSAVE-format frame in the legacy area's
-		// software-reserved bytes.
-		sw := fpbuf[464:]
-		le.PutUint32(sw[0:], fpMagic1)
-		le.PutUint32(sw[4:], uint32(fpsize))   // extended_size
-		le.PutUint64(sw[8:], m.xcr0)           // xfeatures
-		le.PutUint32(sw[16:], uint32(m.xsize)) // xstate_size
-		le.PutUint32(fpbuf[m.xsize:], fpMagic2)
 		ucFlags |= 0x1 // UC_FP_XSTATE
 	}
 
@@ -502,6 +523,8 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	} else {
 		le.PutUint64(in[16:], info.addr)
 	}
+	// The whole XSAVE area is written (and so bound), so that the shim's
+	// XSAVE into it cannot fault.
 	if err := m.mem.copyOut(fp, fpbuf); err != nil {
 		return fmt.Errorf("writing the signal frame at %#x: %w", fp, err)
 	}
@@ -514,16 +537,44 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	}
 	t.setMask(mask)
 
-	r.RDI, r.RSI, r.RDX, r.RAX = uint64(sig), sp+infoOffset, sp+ucOffset, 0
-	t.resume(userState{rip: act.handler, rsp: sp, rflags: u.rflags})
+	entry := uint64(shimBase + shim.SigenterFXSAVE)
+	if m.xcr0 != 0 {
+		entry = shimBase + shim.SigenterXSAVE
+	}
+	r.RDI, r.RSI, r.RDX, r.RAX = uint64(sig), sp+infoOffset, sp+ucOffset, act.handler
+	t.resume(userState{rip: entry, rsp: sp, rflags: u.rflags})
 	t.m.stats.count(&t.m.stats.signals)
 	return nil
+}
+
+// fpTemplate is the vector-state area of a signal frame before the shim's
+// XSAVE fills it: Linux's layout. With XSAVE: the XSAVE area (its header
+// zeroed, as XSAVE leaves untouched the header bytes it does not own and
+// XRSTOR refuses any but zeros there), the software-reserved words
+// (FP_XSTATE_MAGIC1, the frame's extended size, the features saved, the
+// XSAVE size) and FP_XSTATE_MAGIC2 just past it. Without: the 512 bytes of
+// FXSAVE.
+func (m *machine) fpTemplate() []byte {
+	if m.xcr0 == 0 {
+		return make([]byte, 512)
+	}
+	b := make([]byte, m.xsize+4)
+	sw := b[464:]
+	le.PutUint32(sw[0:], fpMagic1)
+	le.PutUint32(sw[4:], uint32(len(b)))   // extended_size
+	le.PutUint64(sw[8:], m.xcr0)           // xfeatures
+	le.PutUint32(sw[16:], uint32(m.xsize)) // xstate_size
+	le.PutUint32(b[m.xsize:], fpMagic2)
+	return b
 }
 
 // sysRtSigreturn restores the context saved by setupFrame (possibly edited
 // by the handler). rsp is the stack pointer at the system call: the
 // handler's return popped the return address, so the ucontext is at rsp.
-func (t *thread) sysRtSigreturn(rsp uint64) error {
+// fpDone says the shim has already restored the vector state from the
+// frame (NRSigreturn); a raw rt_sigreturn (a site the tender did not
+// rewrite) has the tender restore it through KVM.
+func (t *thread) sysRtSigreturn(rsp uint64, fpDone bool) error {
 	m := t.m
 	uc := make([]byte, ucSize)
 	if err := m.mem.copyIn(rsp, uc); err != nil {
@@ -536,29 +587,54 @@ func (t *thread) sysRtSigreturn(rsp uint64) error {
 	r.RDI, r.RSI, r.RBP, r.RBX, r.RDX, r.RAX, r.RCX = g(8), g(9), g(10), g(11), g(12), g(13), g(14)
 	u := userState{rsp: g(15), rip: g(16), rflags: g(17)&0x40dd5 | rflagsDefault}
 	t.setMask(le.Uint64(uc[sigmaskOffset:]))
-	if fp := le.Uint64(mc[184:]); fp != 0 {
-		buf := make([]byte, m.xsize)
-		if err := m.mem.copyIn(fp, buf); err != nil {
-			return fmt.Errorf("reading the saved FPU state at %#x: %w", fp, err)
-		}
-		if m.xcr0 != 0 && le.Uint32(buf[464:]) != fpMagic1 {
-			return fmt.Errorf("saved FPU state at %#x lacks its magic number", fp)
-		}
-		var xs kvm.XSAVE
-		for i := 0; i < m.xsize/4; i++ {
-			xs.Region[i] = le.Uint32(buf[4*i:])
-		}
-		// The software-reserved bytes are Linux's, not the CPU's.
-		for i := 464 / 4; i < 512/4; i++ {
-			xs.Region[i] = 0
-		}
-		// The legacy area holds x87 and SSE state: make sure the header says
-		// so, or KVM would put them in their initial state.
-		xs.Region[512/4] |= 3
-		if err := t.cpu.k.SetXSAVE(&xs); err != nil {
-			return fmt.Errorf("restoring the saved FPU state: %w", err)
+	if fp := le.Uint64(mc[184:]); fp != 0 && !fpDone {
+		if err := t.restoreFP(fp); err != nil {
+			return err
 		}
 	}
 	t.resume(u)
+	return nil
+}
+
+// restoreFP loads the vector state saved at fp in a signal frame into the
+// vCPU through KVM_SET_XSAVE: what the shim's XRSTOR does for a rewritten
+// rt_sigreturn.
+func (t *thread) restoreFP(fp uint64) error {
+	m := t.m
+	buf := make([]byte, m.xsize)
+	if m.xcr0 == 0 {
+		buf = buf[:512]
+	}
+	if err := m.mem.copyIn(fp, buf); err != nil {
+		return fmt.Errorf("reading the saved FPU state at %#x: %w", fp, err)
+	}
+	xfeatures := uint64(3) // x87 and SSE: all an FXSAVE area holds
+	if le.Uint32(buf[464:]) == fpMagic1 {
+		xfeatures = le.Uint64(buf[472:])
+	} else {
+		buf = buf[:512]
+	}
+	var xs kvm.XSAVE
+	for i := 0; i < len(buf)/4; i++ {
+		xs.Region[i] = le.Uint32(buf[4*i:])
+	}
+	// The software-reserved bytes are Linux's, not the CPU's.
+	for i := 464 / 4; i < 512/4; i++ {
+		xs.Region[i] = 0
+	}
+	// As XRSTOR with the frame's features: a component the frame holds
+	// comes from the frame, the others are reset. Without a header (an
+	// FXSAVE frame), the legacy area is x87 and SSE state.
+	bv := uint64(3)
+	if len(buf) > 512 {
+		bv = (uint64(xs.Region[512/4]) | uint64(xs.Region[512/4+1])<<32) & xfeatures & m.xcr0
+		for i := 520 / 4; i < 576/4; i++ {
+			xs.Region[i] = 0
+		}
+	}
+	xs.Region[512/4], xs.Region[512/4+1] = uint32(bv), uint32(bv>>32)
+	if err := t.cpu.k.SetXSAVE(&xs); err != nil {
+		return fmt.Errorf("restoring the saved FPU state: %w", err)
+	}
 	return nil
 }

@@ -85,6 +85,7 @@ func init() {
 		unix.SYS_PRLIMIT64:         {"prlimit64", sysPrlimit},
 		unix.SYS_GETRANDOM:         {"getrandom", sysGetrandom},
 		shim.NRSigcheck:            {"mote_sigcheck", func(t *thread, a *sysArgs) int64 { return 0 }},
+		shim.NRSigreturn:           {"rt_sigreturn", sysRtSigreturn},
 	}
 }
 
@@ -153,7 +154,7 @@ func sysName(nr uint64) string {
 func noFile(t *thread, a *sysArgs) int64 { return -int64(unix.ENOENT) }
 
 func sysRtSigreturn(t *thread, a *sysArgs) int64 {
-	if err := t.sysRtSigreturn(a.rsp); err != nil {
+	if err := t.sysRtSigreturn(a.rsp, a.nr == shim.NRSigreturn); err != nil {
 		r := t.cpu.k.Run.Regs()
 		t.crash("rt_sigreturn: "+err.Error(), &userState{rip: r.RCX, rsp: a.rsp})
 	}
@@ -382,6 +383,18 @@ func sysClone(t *thread, a *sysArgs) int64 {
 	sregs.GS.Base = child.blkVA
 	if err := c.k.SetSregs(&sregs); err == nil {
 		err = c.k.SetRegs(&regs)
+	}
+	if err != nil {
+		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
+		m.dropThread(child)
+		return -int64(unix.EAGAIN)
+	}
+	// As on Linux, the child starts with the parent's vector state (a
+	// vCPU taken from the idle ones would otherwise bring a dead thread's).
+	var xs kvm.XSAVE
+	err = t.cpu.k.GetXSAVE(&xs)
+	if err == nil {
+		err = c.k.SetXSAVE(&xs)
 	}
 	if err != nil {
 		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)

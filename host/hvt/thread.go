@@ -260,11 +260,34 @@ func (t *thread) exception(vector int) bool {
 		t.crash(fmt.Sprintf("%s in ring 0 (error code %#x) — a tender bug", vectorName(vector), errCode), &u)
 		return true
 	}
-	if u.rip >= shimBase && u.rip < shimBase+pageSize {
+	if vector == 14 {
+		// Memory not yet bound, wherever the access came from (the
+		// program, the shim, the shim's XSAVE into a signal frame).
+		addr := t.cpu.k.Run.Sregs().CR2
+		ok, err := m.mem.fault(addr, errCode&2 != 0)
+		var oom *oomError
+		if errors.As(err, &oom) {
+			t.oom(oom, &u)
+			return true
+		}
+		if err != nil {
+			t.crash(fmt.Sprintf("binding memory at %#x: %v", addr, err), &u)
+			return true
+		}
+		if ok {
+			m.stats.count(&m.stats.pageFaults)
+			t.resume(u)
+			return false
+		}
+	}
+	inShim := u.rip >= shimBase && u.rip < shimBase+pageSize
+	inSignal := u.rip >= shimBase+shim.SignalStart && u.rip < shimBase+shim.SignalEnd
+	if inShim && !inSignal {
 		// The shim touched a bad pointer the guest passed: the call it
 		// stands for fails with EFAULT, as the system call would have.
 		// The shim pushes nothing, so the return address is at the top of
-		// the stack.
+		// the stack. (A fault in the signal entry or return is a bad
+		// frame: the guest's fault, as on Linux.)
 		if ret, ok := m.mem.peek(u.rsp); ok {
 			efault := -int64(unix.EFAULT)
 			t.cpu.k.Run.Regs().RAX = uint64(efault)
@@ -280,24 +303,7 @@ func (t *thread) exception(vector int) bool {
 	info := siginfo{trapno: uint64(vector), err: errCode}
 	switch vector {
 	case 14:
-		addr := t.cpu.k.Run.Sregs().CR2
-		write := errCode&2 != 0
-		ok, err := m.mem.fault(addr, write)
-		var oom *oomError
-		if errors.As(err, &oom) {
-			t.oom(oom, &u)
-			return true
-		}
-		if err != nil {
-			t.crash(fmt.Sprintf("binding memory at %#x: %v", addr, err), &u)
-			return true
-		}
-		if ok {
-			m.stats.count(&m.stats.pageFaults)
-			t.resume(u)
-			return false
-		}
-		info.signo, info.addr = sigSEGV, addr
+		info.signo, info.addr = sigSEGV, t.cpu.k.Run.Sregs().CR2
 		info.code = segvMapErr
 		if errCode&1 != 0 {
 			info.code = segvAccErr

@@ -17,11 +17,16 @@ import (
 // ends.
 func helloImage(t *testing.T) *image.Image {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hello")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/guests/hello")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the guest: %v\n%s", err, out)
+	var bin string
+	if dir := os.Getenv("MOTE_TEST_GUESTS"); dir != "" { // see hvt_test.go
+		bin = filepath.Join(dir, "hello")
+	} else {
+		bin = filepath.Join(t.TempDir(), "hello")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/guests/hello")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building the guest: %v\n%s", err, out)
+		}
 	}
 	img, err := image.Open(bin)
 	if err != nil {

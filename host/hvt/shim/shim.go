@@ -28,6 +28,7 @@ const (
 	WordAltFlags
 	WordAltSize
 	WordPending
+	WordAltSeq // odd while the shim changes the alternate stack
 )
 
 // Doorbell is the guest-virtual page whose write exits to the tender as a
@@ -38,6 +39,28 @@ const Doorbell = 0x7f8000003000
 // became deliverable, and return 0".
 const NRSigcheck = 0x10000
 
+// NRSigreturn is the tender's private rt_sigreturn: the shim has already
+// restored the vector state from the frame, the tender restores the rest.
+const NRSigreturn = 0x10001
+
+// Signal entry points (see shim_amd64.S): the tender starts a handler at
+// SigenterXSAVE, or at SigenterFXSAVE where the guest has no XSAVE, with
+// the handler's address in RAX. A fault at an offset in [SignalStart,
+// SignalEnd) is a bad signal frame, never a call's EFAULT.
+const (
+	SigenterXSAVE  = off_sigenter_xsave
+	SigenterFXSAVE = off_sigenter_fxsave
+	SignalStart    = off_signal
+	SignalEnd      = off_signal_end
+)
+
+// Sigaction and SigactionEnd bound rt_sigaction's entry: a thread
+// interrupted there may be halfway through changing an action.
+const (
+	Sigaction    = off_rt_sigaction
+	SigactionEnd = off_rt_sigaction_end
+)
+
 // Entry returns the shim's entry point for system call nr, if it has one.
 func Entry(nr uint64) (off uint64, ok bool) {
 	switch nr {
@@ -45,6 +68,8 @@ func Entry(nr uint64) (off uint64, ok bool) {
 		return off_rt_sigaction, true
 	case 14:
 		return off_rt_sigprocmask, true
+	case 15:
+		return off_rt_sigreturn, true
 	case 35:
 		return off_nanosleep, true
 	case 39:
@@ -111,8 +136,8 @@ var Functions = []string{
 	"runtime.futex",
 	"runtime.exit",
 	"runtime.tgkill",
-	// Never runtime.exitThread nor runtime.sigreturn__sigaction: see
-	// shim_amd64.S.
+	"runtime.sigreturn__sigaction",
+	// Never runtime.exitThread: see shim_amd64.S.
 }
 
 // Syscall6 is the Go runtime's generic system call, whose

@@ -22,9 +22,16 @@
 #define T_ALTFLAGS	24
 #define T_ALTSIZE	32
 #define T_PENDING	40
+#define T_ALTSEQ	48		// odd while the alternate stack is being changed
+
+#define UC_FPSTATE	224		// ucontext: uc_mcontext.fpstate
+#define FP_SW_MAGIC1	464		// fpstate: Linux's software-reserved bytes
+#define FP_SW_XFEATURES	472
+#define FP_XSTATE_MAGIC1 0x46505853
 
 #define DOORBELL	0x7f8000003000
 #define NR_SIGCHECK	0x10000		// the tender's private call: deliver pending signals
+#define NR_SIGRETURN	0x10001		// rt_sigreturn whose vector state the shim restored
 
 #define KILLSTOP	0x40100		// bits of SIGKILL and SIGSTOP
 
@@ -139,11 +146,24 @@ shim_rt_sigaction:
 	and	$~KILLSTOP, %rax
 	mov	%rax, 32(%r11)
 	incq	(%r11)
+	// A signal held back while the slot changed must be delivered now.
+	mov	%gs:T_MASK, %rax
+	not	%rax
+	mov	%gs:T_PENDING, %rcx
+	or	PROC+P_PENDING+shim_start(%rip), %rcx
+	test	%rax, %rcx
+	jnz	7f
 2:	xor	%eax, %eax
 	ret
+7:	FALLBACK(NR_SIGCHECK)
 9:	FALLBACK(13)
+	.globl shim_rt_sigaction_end
+shim_rt_sigaction_end:
 
-// sigaltstack(ss, oss); the caller's stack pointer is %rsp+8.
+// sigaltstack(ss, oss); the caller's stack pointer is %rsp+8. The three
+// words change under a sequence count, odd meanwhile: a signal that
+// interrupts the change waits (the tender sees the odd count) until it is
+// whole, and is then delivered through NR_SIGCHECK.
 	.globl shim_sigaltstack
 shim_sigaltstack:
 	// r11 = 1 if the caller runs on its alternate stack.
@@ -177,18 +197,28 @@ shim_sigaltstack:
 	mov	16(%rdi), %rax
 	cmp	$2048, %rax
 	jb	9f			// ENOMEM
+	mov	(%rdi), %rcx		// fault now, not with the words half written
+	incq	%gs:T_ALTSEQ
 	mov	%rax, %gs:T_ALTSIZE
-	mov	(%rdi), %rax
-	mov	%rax, %gs:T_ALTSP
+	mov	%rcx, %gs:T_ALTSP
 	movq	$0, %gs:T_ALTFLAGS
-	jmp	8f
-3:	movq	$0, %gs:T_ALTSP
+	jmp	7f
+3:	incq	%gs:T_ALTSEQ
+	movq	$0, %gs:T_ALTSP
 	movq	$0, %gs:T_ALTSIZE
 	movq	$2, %gs:T_ALTFLAGS
+7:	incq	%gs:T_ALTSEQ
+	// A signal held back while the words changed must be delivered now.
+	mov	%gs:T_MASK, %rax
+	not	%rax
+	mov	%gs:T_PENDING, %rcx
+	or	PROC+P_PENDING+shim_start(%rip), %rcx
+	test	%rax, %rcx
+	jnz	6f
 8:	xor	%eax, %eax
 	ret
+6:	FALLBACK(NR_SIGCHECK)
 9:	FALLBACK(131)
-
 
 // nanosleep(req, rem): a sleep shorter than an exit (the runtime's sysmon
 // sleeps 20 µs at a time when busy) spins on the TSC here instead. Longer
@@ -229,8 +259,7 @@ shim_nanosleep:
 // rewrite the special registers to resume, and the entry page is walked
 // again): ~28 instead of ~36 µs a call here. exit (of a thread) is not
 // among them: its stack may be reused once the thread says it is done, so
-// nothing may be pushed there. Nor is rt_sigreturn, whose frame is the
-// stack.
+// nothing may be pushed there. rt_sigreturn has its own entry below.
 #define DOOR(name, nr)	.globl shim_##name; shim_##name: FALLBACK(nr)
 DOOR(read, 0)
 DOOR(write, 1)
@@ -255,5 +284,78 @@ shim_syscall6:
 	mov	%rbx, %rdi
 	pop	%rcx
 	movabs	%al, DOORBELL
+
+// Signal entry and return. Between shim_signal and shim_signal_end, a
+// fault is the guest's (a bad frame), never a call's EFAULT.
+//
+// The tender delivers a signal by writing the rt_sigframe, with the
+// XSAVE header zeroed and Linux's software-reserved words filled in, and
+// pointing the thread at sigenter_xsave (sigenter_fxsave where the guest
+// has no XSAVE) with the handler's arguments in place (rdi = signal,
+// rsi = &info, rdx = &uc), the handler in rax and rsp at the frame. The
+// stub saves the interrupted vector state into the frame with the CPU's
+// own instruction, in ring 3, so every component XCR0 enables (x87, SSE,
+// AVX, AVX-512) is saved exactly as Linux saves it, and no KVM ioctl is
+// needed. The handler starts, as on Linux, with the initial state.
+	.globl shim_signal
+shim_signal:
+
+	.globl shim_sigenter_xsave
+shim_sigenter_xsave:
+	mov	%rax, %r11
+	mov	%rdx, %r10
+	mov	UC_FPSTATE(%rdx), %rcx
+	mov	$-1, %eax
+	mov	$-1, %edx
+	xsave64	(%rcx)
+	lea	shim_initfp(%rip), %rcx
+	xrstor64 (%rcx)
+	mov	%r10, %rdx
+	xor	%eax, %eax
+	jmp	*%r11
+
+	.globl shim_sigenter_fxsave
+shim_sigenter_fxsave:
+	mov	%rax, %r11
+	mov	UC_FPSTATE(%rdx), %rcx
+	fxsave64 (%rcx)
+	fxrstor64 shim_initfp(%rip)
+	xor	%eax, %eax
+	jmp	*%r11
+
+// rt_sigreturn, from the rewritten site in runtime.sigreturn__sigaction:
+// the handler's return took the restorer's address off the frame, so the
+// ucontext is just above this call's return address. The vector state
+// comes back from the frame (with any edit the handler made): XRSTOR of
+// the features the frame says it holds when it carries Linux's XSAVE
+// magic, the legacy area alone otherwise. The tender restores the rest.
+	.globl shim_rt_sigreturn
+shim_rt_sigreturn:
+	mov	8+UC_FPSTATE(%rsp), %rcx
+	test	%rcx, %rcx
+	jz	2f
+	cmpl	$FP_XSTATE_MAGIC1, FP_SW_MAGIC1(%rcx)
+	jne	1f
+	mov	FP_SW_XFEATURES(%rcx), %eax
+	mov	FP_SW_XFEATURES+4(%rcx), %edx
+	xrstor64 (%rcx)
+	jmp	2f
+1:	fxrstor64 (%rcx)
+2:	FALLBACK(NR_SIGRETURN)
+
+	.globl shim_signal_end
+shim_signal_end:
+
+// The initial x87/SSE/extended state a handler starts with: MXCSR at its
+// reset value, an XSAVE header with no component set (XRSTOR then puts
+// every component in its initial state), x87 control word as FNINIT
+// leaves it (for FXRSTOR).
+	.balign	64
+shim_initfp:
+	.word	0x037f			// FCW
+	.fill	22, 1, 0
+	.long	0x1f80			// MXCSR
+	.long	0xffff			// MXCSR_MASK
+	.fill	512+64-32, 1, 0
 
 shim_end:
