@@ -201,6 +201,7 @@ func TestGuestsMatchNative(t *testing.T) {
 		{name: "preempt"},
 		{name: "nilderef"},
 		{name: "faultrace", cpus: 2},
+		{name: "sigstress", cpus: 2},
 		{name: "cryptorand"},
 		{name: "clockreads"},
 		{name: "argsenv", args: []string{"one", "two words"}, env: []string{"MOTE_TEST_A=alpha", "MOTE_TEST_B="}},

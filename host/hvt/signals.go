@@ -426,13 +426,18 @@ func (t *thread) deliverSignals() bool {
 //     raised before the thread can take any other. Pointing the vCPU at a
 //     handler now would have KVM inject the old fault at the handler's
 //     first instruction;
+//   - the thread was interrupted in ring 0, in the tender's exception stub
+//     between the CPU's delivery of a fault and the stub's exit: a frame
+//     built now would save the ring-0 stack as the thread's, and the
+//     handler would resume the stub in ring 3 (seen as goroutines resumed
+//     with SP outside their stack, and handlers reading the ring-0 stack);
 //   - the thread was interrupted halfway through changing its alternate
 //     stack or a signal action in the shim: a frame built now would use a
 //     mix of old and new. The shim checks for pending signals once the
 //     change is whole (NR_SIGCHECK), which brings the thread back.
 func (t *thread) signalsHeld() bool {
 	run := t.cpu.k.Run
-	if run.Events().ExceptionInFlight() {
+	if run.Events().ExceptionInFlight() || run.Sregs().CS.Selector&3 != 3 {
 		return true
 	}
 	if _, ok := t.altStack(); !ok {
