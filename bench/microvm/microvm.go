@@ -171,6 +171,12 @@ type InitramfsConfig struct {
 	// NoGzip leaves the cpio archive uncompressed (the kernel unpacks it
 	// without emulated gunzip; the file is larger).
 	NoGzip bool
+	// Files are more files for the app, by their path in the initramfs
+	// (relative, under directories that Dirs lists first) and the host
+	// file each is copied from.
+	Files map[string]string
+	// Dirs are directories to create, parents first.
+	Dirs []string
 }
 
 // Initramfs writes to out a gzip'd cpio (newc) initramfs with a freshly
@@ -232,6 +238,19 @@ func (c InitramfsConfig) Write(out string) error {
 	}
 	if err := cw.file("app", c.App, 0o755); err != nil {
 		return err
+	}
+	for _, d := range c.Dirs {
+		cw.dir(d)
+	}
+	names := make([]string, 0, len(c.Files))
+	for name := range c.Files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := cw.file(name, c.Files[name], 0o755); err != nil {
+			return err
+		}
 	}
 	if len(mods) > 0 {
 		cw.dir("modules")
