@@ -557,8 +557,9 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 // zeroed, as XSAVE leaves untouched the header bytes it does not own and
 // XRSTOR refuses any but zeros there), the software-reserved words
 // (FP_XSTATE_MAGIC1, the frame's extended size, the features saved, the
-// XSAVE size) and FP_XSTATE_MAGIC2 just past it. Without: the 512 bytes of
-// FXSAVE.
+// XSAVE size) and FP_XSTATE_MAGIC2 just past it; the shim's XSAVE saves
+// the features written there and no others, so it stays inside the area.
+// Without: the 512 bytes of FXSAVE.
 func (m *machine) fpTemplate() []byte {
 	if m.xcr0 == 0 {
 		return make([]byte, 512)

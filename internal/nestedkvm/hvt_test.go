@@ -77,7 +77,7 @@ func TestHVTUnderNestedKVM(t *testing.T) {
 		Files:   files,
 		Dirs:    []string{"guests", "testdata"},
 		Args:    []string{"/files/hvt.test", "-test.v", "-test.timeout", "20m"},
-		Env:     []string{"MOTE_TEST_GUESTS=/files/guests"},
+		Env:     []string{"MOTE_TEST_GUESTS=/files/guests", "MOTE_TEST_EMULATED=1"},
 		WorkDir: work,
 	}, &out)
 	// Kept where a failure can be read in full.

@@ -305,8 +305,11 @@ shim_sigenter_xsave:
 	mov	%rax, %r11
 	mov	%rdx, %r10
 	mov	UC_FPSTATE(%rdx), %rcx
-	mov	$-1, %eax
-	mov	$-1, %edx
+	// The features to save are those the tender wrote into the frame (the
+	// guest's XCR0), never more: the area is sized for them alone, even
+	// where the CPU's XCR0 at CPL3 would be the host's.
+	mov	FP_SW_XFEATURES(%rcx), %eax
+	mov	FP_SW_XFEATURES+4(%rcx), %edx
 	xsave64	(%rcx)
 	lea	shim_initfp(%rip), %rcx
 	xrstor64 (%rcx)
