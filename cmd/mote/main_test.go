@@ -87,10 +87,16 @@ func mote(t *testing.T, args ...string) out {
 // moteEnv is mote with env added to the environment.
 func moteEnv(t *testing.T, env []string, args ...string) out {
 	t.Helper()
+	return moteIn(t, "../..", env, args...)
+}
+
+// moteIn runs the CLI in dir.
+func moteIn(t *testing.T, dir string, env []string, args ...string) out {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, moteBin, args...)
-	cmd.Dir = "../.."
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
@@ -103,6 +109,36 @@ func moteEnv(t *testing.T, env []string, args ...string) out {
 		t.Fatal(err)
 	}
 	return out{status, so.String(), se.String()}
+}
+
+// The package in the working directory, as a user inside a module types
+// it: mote run . once built its image over its own temporary directory's
+// path on every target. hvt, which needs KVM, shares the code path.
+func TestRunDot(t *testing.T) {
+	for _, c := range []struct {
+		dir  string
+		args []string
+	}{
+		{"../../examples/hello", []string{"run", "-t", "unix", "."}},
+		{"../../examples/hello", []string{"run", "-t", "spt", "."}},
+		{"../../examples/hello", []string{"run", "-t", "spt", "./"}},
+		{"../../examples", []string{"run", "-t", "spt", "./hello"}},
+		{"../../examples/hello/", []string{"run", "-t", "unix", "../hello"}},
+	} {
+		got := moteIn(t, c.dir, nil, c.args...)
+		if got.status != 0 || !strings.Contains(got.stdout, "hello from mote") {
+			t.Errorf("in %s, mote %s: status %d\nstdout %q\nstderr %q", c.dir, strings.Join(c.args, " "), got.status, got.stdout, got.stderr)
+		}
+	}
+	// mote build . names the image after the directory, as go build does.
+	dir := t.TempDir()
+	img := filepath.Join(dir, "x.spt")
+	if got := moteIn(t, "../../examples/hello", nil, "build", "-t", "spt", "-o", img, "."); got.status != 0 {
+		t.Fatalf("mote build .: %d %s", got.status, got.stderr)
+	}
+	if st, err := os.Stat(img); err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("mote build . -o %s: %v", img, err)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

@@ -151,7 +151,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 		defer os.RemoveAll(dir)
 		image, err = build.Build(context.Background(), build.Options{
-			Target: o.target, Package: what, Output: filepath.Join(dir, filepath.Base(filepath.Clean(what))), Stderr: stderr,
+			Target: o.target, Package: what, Output: filepath.Join(dir, build.Name(what, "")), Stderr: stderr,
 		})
 		if err != nil {
 			return exitError, err

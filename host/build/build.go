@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -56,6 +57,48 @@ func Env(target string) []string {
 	return []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1"}
 }
 
+// Name is the file name, without the target's extension, that a build of
+// pkg gets by default, as go build names its output: the last element of
+// the package's directory (relative patterns such as ".", "..", "./cmd/x"
+// are taken from dir, or the working directory) or of its import path
+// (without an @version or a major-version suffix). "main" when there is
+// none (the root directory).
+func Name(pkg, dir string) string {
+	p, _, _ := strings.Cut(pkg, "@")
+	if p == "." || p == ".." || strings.HasPrefix(p, "./") || strings.HasPrefix(p, "../") || filepath.IsAbs(p) {
+		if !filepath.IsAbs(p) {
+			if dir == "" {
+				dir, _ = os.Getwd()
+			}
+			p = filepath.Join(dir, p)
+		}
+		p = filepath.Clean(p)
+	}
+	p = strings.TrimSuffix(filepath.ToSlash(p), "/...")
+	b := path.Base(p)
+	if isMajorVersion(b) && path.Dir(p) != "." {
+		b = path.Base(path.Dir(p)) // example.com/tool/v2 is "tool", as go build names it
+	}
+	if b == "." || b == "/" || b == ".." || b == "" {
+		return "main"
+	}
+	return b
+}
+
+// isMajorVersion reports whether elem is a module path's major-version
+// suffix (v2, v3, ...).
+func isMajorVersion(elem string) bool {
+	if len(elem) < 2 || elem[0] != 'v' || elem[1] == '0' || elem == "v1" {
+		return false
+	}
+	for _, c := range elem[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Build builds and returns the path of the artifact.
 func Build(ctx context.Context, opt Options) (string, error) {
 	if err := CheckTarget(opt.Target); err != nil {
@@ -71,15 +114,7 @@ func Build(ctx context.Context, opt Options) (string, error) {
 	}
 	out := opt.Output
 	if out == "" {
-		base := filepath.Base(pkg)
-		if pkg == "." || pkg == "./" {
-			wd := opt.Dir
-			if wd == "" {
-				wd, _ = os.Getwd()
-			}
-			base = filepath.Base(wd)
-		}
-		out = base + "." + opt.Target
+		out = Name(pkg, opt.Dir) + "." + opt.Target
 	}
 	if !filepath.IsAbs(out) && opt.Dir != "" {
 		out = filepath.Join(opt.Dir, out)
