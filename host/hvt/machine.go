@@ -114,6 +114,9 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 	if cfg.CPUs > 64 {
 		return nil, fmt.Errorf("hvt: --cpus %d: at most 64", cfg.CPUs)
 	}
+	if err := checkLayout(img); err != nil {
+		return nil, err
+	}
 	// Each NIC takes 2 MiB of rings below the Go heap and a word of the
 	// doorbell page (netdev.go); 64 is far more than a service needs.
 	if len(cfg.NICs) > 64 {
@@ -308,11 +311,6 @@ func (m *machine) setupKernel() error {
 
 // setupShim maps the shim's code, its process page and the thread blocks.
 func (m *machine) setupShim() error {
-	for _, s := range m.img.Segments {
-		if s.Vaddr < shimBase+shim.Size && s.Vaddr+s.Memsz > shimBase {
-			return fmt.Errorf("hvt: the image's segment at %#x overlaps the shim at %#x", s.Vaddr, uint64(shimBase))
-		}
-	}
 	mem := m.mem
 	if err := mem.populate(shimBase, shimBase+pageSize, protRead|protExec, shim.Code, 0); err != nil {
 		return err

@@ -1,0 +1,40 @@
+package hvt
+
+import (
+	"fmt"
+
+	"github.com/moteos/mote/host/hvt/shim"
+	"github.com/moteos/mote/host/hvt/vdso"
+	"github.com/moteos/mote/host/image"
+)
+
+// reserved are the guest-virtual ranges the tender keeps for itself. An
+// image segment there would replace the tender's own mappings: over the
+// IDT and the exception stubs it would give the image's code ring 0 (a
+// gate of its own choosing), and through ring 0 the shared read-only
+// image copy and the page tables the tender walks.
+var reserved = []struct {
+	start, end uint64
+	what       string
+}{
+	{shimBase, shimBase + shim.Size, "the system-call shim"},
+	{kickPage, ringBase + 64*hugeSize, "the NICs' rings and doorbells"},
+	{kernBase, kernEnd, "the tender's ring-0 pages (IDT, exception stubs, SYSCALL entry, doorbell, per-vCPU pages)"},
+	{vdsoBase, vdsoBase + vdso.Size, "the vDSO"},
+	{stackTop - stackSize, userTop, "the main thread's stack"},
+}
+
+// checkLayout refuses an image any of whose segments meets a range the
+// tender keeps, before any VM exists.
+func checkLayout(img *image.Image) error {
+	for _, s := range img.Segments {
+		end := s.Vaddr + alignUp(s.Memsz, pageSize)
+		for _, r := range reserved {
+			if s.Vaddr < r.end && end > r.start {
+				return fmt.Errorf("hvt: image %s: its segment [%#x, %#x) meets %s at [%#x, %#x): not a program the tender can load",
+					img.Path, s.Vaddr, end, r.what, r.start, r.end)
+			}
+		}
+	}
+	return nil
+}
