@@ -38,6 +38,15 @@
 #define VDSO_MULT	0x7ffff7ff1010	// the vDSO data page's ns-per-tick (32.32), shim.go: VDSOMult
 #define SPIN_MAX_NS	100000		// shorter sleeps spin: cheaper than an exit
 
+// PENDING_UNBLOCKED leaves ZF clear if a signal pending for the thread or
+// the process is not blocked by the thread's mask (clobbers RAX, RCX).
+#define PENDING_UNBLOCKED \
+	mov	%gs:T_MASK, %rax; \
+	not	%rax; \
+	mov	%gs:T_PENDING, %rcx; \
+	or	PROC+P_PENDING+shim_start(%rip), %rcx; \
+	test	%rax, %rcx
+
 	.text
 
 shim_start:
@@ -147,11 +156,7 @@ shim_rt_sigaction:
 	mov	%rax, 32(%r11)
 	incq	(%r11)
 	// A signal held back while the slot changed must be delivered now.
-	mov	%gs:T_MASK, %rax
-	not	%rax
-	mov	%gs:T_PENDING, %rcx
-	or	PROC+P_PENDING+shim_start(%rip), %rcx
-	test	%rax, %rcx
+	PENDING_UNBLOCKED
 	jnz	7f
 2:	xor	%eax, %eax
 	ret
@@ -209,11 +214,7 @@ shim_sigaltstack:
 	movq	$2, %gs:T_ALTFLAGS
 7:	incq	%gs:T_ALTSEQ
 	// A signal held back while the words changed must be delivered now.
-	mov	%gs:T_MASK, %rax
-	not	%rax
-	mov	%gs:T_PENDING, %rcx
-	or	PROC+P_PENDING+shim_start(%rip), %rcx
-	test	%rax, %rcx
+	PENDING_UNBLOCKED
 	jnz	6f
 8:	xor	%eax, %eax
 	ret
