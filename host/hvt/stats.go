@@ -16,10 +16,11 @@ import (
 // are what KVM charges for, so these numbers are the first thing to read
 // when a guest is slow (mote run --stats).
 type stats struct {
-	mu   sync.Mutex
-	sys  map[uint64]*sysStat
-	exc  [32]atomic.Int64
-	boot time.Duration
+	mu      sync.Mutex
+	sys     map[uint64]*sysStat
+	outside int // distinct call numbers outside the ABI in sys
+	exc     [32]atomic.Int64
+	boot    time.Duration
 
 	pageFaults atomic.Int64
 	kicks      atomic.Int64
@@ -40,9 +41,28 @@ func (s *stats) countException(v int) { s.exc[v].Add(1) }
 
 func (s *stats) bootDone(d time.Duration) { s.boot = d }
 
+// maxOutside bounds the distinct calls outside the ABI counted by number:
+// a guest looping over call numbers would otherwise grow the table, and
+// the tender, without end (a review saw 630 MB). The rest are counted
+// together as otherCalls.
+const maxOutside = 64
+
+// otherCalls is the row for calls outside the ABI past maxOutside.
+const otherCalls = ^uint64(0)
+
 func (s *stats) syscall(nr uint64, d time.Duration) {
 	s.mu.Lock()
 	st := s.sys[nr]
+	if st == nil {
+		if _, ok := sysTable[nr]; !ok {
+			if s.outside >= maxOutside {
+				nr = otherCalls
+			} else {
+				s.outside++
+			}
+			st = s.sys[nr]
+		}
+	}
 	if st == nil {
 		st = &sysStat{}
 		s.sys[nr] = st
@@ -58,7 +78,10 @@ func (s *stats) outsideABI() string {
 	defer s.mu.Unlock()
 	var out []string
 	for nr, st := range s.sys {
-		if _, ok := sysTable[nr]; !ok {
+		switch _, ok := sysTable[nr]; {
+		case nr == otherCalls:
+			out = append(out, fmt.Sprintf("other calls ×%d", st.count))
+		case !ok:
 			out = append(out, fmt.Sprintf("%s (nr %d) ×%d", sysName(nr), nr, st.count))
 		}
 	}
@@ -90,7 +113,11 @@ func (s *stats) write(w io.Writer, wall time.Duration) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "syscall\tnr\tcalls\ttender µs total\tµs/call\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t\n", sysName(r.nr), r.nr, r.st.count,
+		name, nr := sysName(r.nr), fmt.Sprint(r.nr)
+		if r.nr == otherCalls {
+			name, nr = "(other calls outside the ABI)", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t\n", name, nr, r.st.count,
 			r.st.total.Microseconds(), float64(r.st.total.Nanoseconds())/float64(r.st.count)/1e3)
 	}
 	for v := range s.exc {
