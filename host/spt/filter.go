@@ -187,12 +187,22 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 
 	// prlimit64 on itself only (pid 0), as the runtime reads and raises
 	// RLIMIT_NOFILE: another pid's limits are another process's, mote's
-	// among them (a CPU limit of one second would kill it).
+	// among them (a CPU limit of one second would kill it). It may read any
+	// limit but set only RLIMIT_NOFILE: a guest run by root could
+	// otherwise raise the core limit stage 2 set to 0 (and have the kernel
+	// write a core of its choosing into mote's directory) or the file size
+	// limit that bounds its block devices.
 	rule(unix.SYS_PRLIMIT64,
 		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 8},
 		bpf.LoadAbsolute{Off: argHi(0), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 6},
+		bpf.LoadAbsolute{Off: argLo(2), Size: 4}, // new_limit
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 2},
+		bpf.LoadAbsolute{Off: argHi(2), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 3},
+		bpf.LoadAbsolute{Off: argLo(1), Size: 4}, // resource
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.RLIMIT_NOFILE, SkipTrue: 1},
 		retNotify, retAllow)
 
 	// fcntl: the descriptor flags and the file status flags, as on hvt,

@@ -70,6 +70,20 @@ func stage2() error {
 			unix.Close(fd)
 		}
 	}
+	// Descriptors mote inherited without close-on-exec (one the user's
+	// shell left open, say) must not reach the guest: everything above
+	// the devices is closed by the exec of the image.
+	if err := unix.CloseRange(uint(3+p.Devices), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		for fd := 3 + p.Devices; fd < 1<<16; fd++ { // kernels before 5.11
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	// No core files: a crash of the guest's must not write bytes of its
+	// choosing into mote's working directory. The hard limit is 0, and the
+	// filter lets the guest set no limit but RLIMIT_NOFILE.
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return fmt.Errorf("RLIMIT_CORE: %w", err)
+	}
 	if p.FSize > 0 {
 		lim := unix.Rlimit{Cur: p.FSize, Max: p.FSize}
 		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {

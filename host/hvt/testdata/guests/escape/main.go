@@ -1,9 +1,10 @@
 // Command escape tries, with raw system calls, one thing the Mote ABI
 // does not allow, named by its argument: open, socket, execve, ptrace,
-// execveat, mmapfd (map descriptor 0), fork, and with a NIC on spt
-// mmapringexec (map the NIC's ring file executable) or mmapnotify (map
-// its notification eventfd). A confined guest must be stopped at the
-// attempt.
+// execveat, mmapfd (map descriptor 0), fork, raisecore (set the core
+// file limit), and with a NIC on spt mmapringexec (map the NIC's ring file
+// executable) or mmapnotify (map its notification eventfd). A confined
+// guest must be stopped at the attempt. With "fds" it only lists the
+// descriptors above 2 it has, and ends.
 package main
 
 import (
@@ -19,6 +20,14 @@ func main() {
 	p := uintptr(unsafe.Pointer(&path[0]))
 	var r1 uintptr
 	var e syscall.Errno
+	if os.Args[1] == "fds" {
+		for fd := 3; fd < 256; fd++ {
+			if _, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0); e == 0 {
+				fmt.Println("open descriptor", fd)
+			}
+		}
+		return
+	}
 	fmt.Println("trying", os.Args[1])
 	switch os.Args[1] {
 	case "open":
@@ -39,6 +48,9 @@ func main() {
 		r1, _, e = syscall.RawSyscall6(syscall.SYS_MMAP, 0, 4096, syscall.PROT_READ|syscall.PROT_EXEC, syscall.MAP_SHARED, nic().RingFD, 0)
 	case "mmapnotify":
 		r1, _, e = syscall.RawSyscall6(syscall.SYS_MMAP, 0, 4096, syscall.PROT_READ, syscall.MAP_SHARED, nic().FD, 0)
+	case "raisecore":
+		lim := syscall.Rlimit{Cur: 1 << 30, Max: 1 << 30}
+		r1, _, e = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, syscall.RLIMIT_CORE, uintptr(unsafe.Pointer(&lim)), 0, 0, 0)
 	case "fork":
 		r1, _, e = syscall.RawSyscall(syscall.SYS_FORK, 0, 0, 0)
 	}
