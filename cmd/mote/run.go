@@ -240,6 +240,11 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	}
 	cfg.Trees = devs.trees
 	cfg.Ready = devs.ready
+	// A bad image is the first thing to say, whatever the host has.
+	if err := hvt.CheckImage(image); err != nil {
+		fmt.Fprintln(stderr, err)
+		return hvt.ExitTender, nil
+	}
 	if _, err := os.Stat("/dev/kvm"); err != nil {
 		return exitError, fmt.Errorf("the hvt target needs KVM, and /dev/kvm is missing: run on a Linux host with KVM enabled (or nested virtualization), or use -t unix")
 	}

@@ -24,6 +24,18 @@ var reserved = []struct {
 	{stackTop - stackSize, userTop, "the main thread's stack"},
 }
 
+// CheckImage opens the image at path and checks that the tender can load
+// it, as Run does first, without KVM: a bad image is reported the same on a
+// host that has none.
+func CheckImage(path string) error {
+	img, err := image.Open(path)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	return checkLayout(img)
+}
+
 // checkLayout refuses an image any of whose segments meets a range the
 // tender keeps, before any VM exists.
 func checkLayout(img *image.Image) error {
