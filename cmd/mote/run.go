@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/host/build"
 	"github.com/moteos/mote/host/hvt"
@@ -132,6 +134,9 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	mem, err := parseSize(o.memory)
 	if err != nil {
+		return exitUsage, usagef("-m %s: %v", o.memory, err)
+	}
+	if err := checkMemory(mem); err != nil {
 		return exitUsage, usagef("-m %s: %v", o.memory, err)
 	}
 	if o.cpus < 1 || o.cpus > 64 {
@@ -469,6 +474,40 @@ func parseSize(s string) (uint64, error) {
 		return 0, errors.New("want a size such as 64M or 1G")
 	}
 	return n * mult, nil
+}
+
+// minMemory is the least -m any target takes: hvt needs it for the Go
+// runtime's first heap and stacks, and one rule serves every target.
+const minMemory = 16 << 20
+
+// checkMemory refuses a guest memory size below minMemory or above the
+// host's own memory, which no target could give.
+func checkMemory(mem uint64) error {
+	if mem < minMemory {
+		return fmt.Errorf("at least 16M on every target (%s given)", sizeString(mem))
+	}
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		if host := uint64(si.Totalram) * uint64(si.Unit); host > 0 && mem > host {
+			return fmt.Errorf("more than this host's %s of memory", sizeString(host))
+		}
+	}
+	return nil
+}
+
+// sizeString writes a size as -m takes it, in the largest whole unit.
+func sizeString(n uint64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dG", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dM", n>>20)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<10:
+		return fmt.Sprintf("%dK", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // randomMAC is a locally administered unicast address.
