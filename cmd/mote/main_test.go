@@ -505,3 +505,15 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// Without KVM, mote says what to do instead: the other targets, or the
+// kvm group when the device is there but closed to the user.
+func TestKVMUnusableSaysWhatToDo(t *testing.T) {
+	err := kvmUsable(filepath.Join(t.TempDir(), "kvm"))
+	if err == nil || !strings.Contains(err.Error(), "is missing") || !strings.Contains(err.Error(), "-t spt or -t unix") {
+		t.Errorf("missing device: %v", err)
+	}
+	if err := kvmUsable(os.DevNull); err != nil {
+		t.Errorf("an openable device: %v", err)
+	}
+}

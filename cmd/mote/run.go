@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -250,8 +251,8 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 		fmt.Fprintln(stderr, err)
 		return hvt.ExitTender, nil
 	}
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		return exitError, fmt.Errorf("the hvt target needs KVM, and /dev/kvm is missing: run on a Linux host with KVM enabled (or nested virtualization), or use -t unix")
+	if err := kvmUsable("/dev/kvm"); err != nil {
+		return exitError, err
 	}
 	status, err = hvt.Run(context.Background(), cfg)
 	var ee *hvt.ExitError
@@ -474,6 +475,21 @@ func parseSize(s string) (uint64, error) {
 		return 0, errors.New("want a size such as 64M or 1G")
 	}
 	return n * mult, nil
+}
+
+// kvmUsable says, with what to do, why the hvt target cannot use path.
+func kvmUsable(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	switch {
+	case err == nil:
+		f.Close()
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("the hvt target needs KVM, and %s is missing: run on a Linux host with KVM enabled (or nested virtualization), or use -t spt or -t unix", path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%s: permission denied: add your user to its group (ls -l %s; usually kvm: sudo usermod -aG kvm $USER, then log in again), or use -t spt or -t unix", path, path)
+	}
+	return fmt.Errorf("the hvt target needs KVM: %v; or use -t spt or -t unix", err)
 }
 
 // minMemory is the least -m any target takes: hvt needs it for the Go
