@@ -67,6 +67,7 @@ func TestGuestTable(t *testing.T) {
 		{name: "argsenv", args: []string{"a", "b c"}},
 		{name: "panic"},
 		{name: "tzdata"},
+		{name: "identity"},
 	} {
 		bin := guestBinary(t, c.name)
 		nat := exec.Command(bin, c.args...)

@@ -245,6 +245,7 @@ func TestGuestsMatchNative(t *testing.T) {
 		{name: "argsenv", args: []string{"one", "two words"}, env: []string{"MOTE_TEST_A=alpha", "MOTE_TEST_B="}},
 		{name: "panic"},
 		{name: "tzdata"},
+		{name: "identity"},
 	} {
 		t.Run(strings.Join(append([]string{c.name}, c.args...), "_"), func(t *testing.T) {
 			path := guest(t, c.name)

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -41,19 +42,26 @@ var sysTable map[uint64]sysEntry
 
 func init() {
 	sysTable = map[uint64]sysEntry{
-		unix.SYS_READ:              {"read", sysRead},
-		unix.SYS_WRITE:             {"write", sysWrite},
-		unix.SYS_CLOSE:             {"close", sysClose},
-		unix.SYS_MMAP:              {"mmap", sysMmap},
-		unix.SYS_MPROTECT:          {"mprotect", sysMprotect},
-		unix.SYS_MUNMAP:            {"munmap", sysMunmap},
-		unix.SYS_RT_SIGACTION:      {"rt_sigaction", func(t *thread, a *sysArgs) int64 { return t.sysRtSigaction(int(a.a[0]), a.a[1], a.a[2], a.a[3]) }},
-		unix.SYS_RT_SIGPROCMASK:    {"rt_sigprocmask", func(t *thread, a *sysArgs) int64 { return t.sysRtSigprocmask(int(a.a[0]), a.a[1], a.a[2], a.a[3]) }},
-		unix.SYS_RT_SIGRETURN:      {"rt_sigreturn", sysRtSigreturn},
-		unix.SYS_SCHED_YIELD:       {"sched_yield", func(t *thread, a *sysArgs) int64 { return 0 }},
-		unix.SYS_MADVISE:           {"madvise", sysMadvise},
-		unix.SYS_NANOSLEEP:         {"nanosleep", sysNanosleep},
-		unix.SYS_GETPID:            {"getpid", func(t *thread, a *sysArgs) int64 { return 1 }},
+		unix.SYS_READ:           {"read", sysRead},
+		unix.SYS_WRITE:          {"write", sysWrite},
+		unix.SYS_CLOSE:          {"close", sysClose},
+		unix.SYS_MMAP:           {"mmap", sysMmap},
+		unix.SYS_MPROTECT:       {"mprotect", sysMprotect},
+		unix.SYS_MUNMAP:         {"munmap", sysMunmap},
+		unix.SYS_RT_SIGACTION:   {"rt_sigaction", func(t *thread, a *sysArgs) int64 { return t.sysRtSigaction(int(a.a[0]), a.a[1], a.a[2], a.a[3]) }},
+		unix.SYS_RT_SIGPROCMASK: {"rt_sigprocmask", func(t *thread, a *sysArgs) int64 { return t.sysRtSigprocmask(int(a.a[0]), a.a[1], a.a[2], a.a[3]) }},
+		unix.SYS_RT_SIGRETURN:   {"rt_sigreturn", sysRtSigreturn},
+		unix.SYS_SCHED_YIELD:    {"sched_yield", func(t *thread, a *sysArgs) int64 { return 0 }},
+		unix.SYS_MADVISE:        {"madvise", sysMadvise},
+		unix.SYS_NANOSLEEP:      {"nanosleep", sysNanosleep},
+		unix.SYS_GETPID:         {"getpid", func(t *thread, a *sysArgs) int64 { return 1 }},
+		unix.SYS_GETPPID:        {"getppid", func(t *thread, a *sysArgs) int64 { return 0 }}, // pid 1 has no parent
+		// The guest's identity is the user who ran mote, as on spt, where
+		// the kernel answers: Go turned ENOSYS into a uid of -38.
+		unix.SYS_GETUID:            {"getuid", func(t *thread, a *sysArgs) int64 { return int64(os.Getuid()) }},
+		unix.SYS_GETEUID:           {"geteuid", func(t *thread, a *sysArgs) int64 { return int64(os.Geteuid()) }},
+		unix.SYS_GETGID:            {"getgid", func(t *thread, a *sysArgs) int64 { return int64(os.Getgid()) }},
+		unix.SYS_GETEGID:           {"getegid", func(t *thread, a *sysArgs) int64 { return int64(os.Getegid()) }},
 		unix.SYS_CLONE:             {"clone", sysClone},
 		unix.SYS_EXIT:              {"exit", sysExit},
 		unix.SYS_KILL:              {"kill", func(t *thread, a *sysArgs) int64 { return t.sysKill(int(int32(a.a[0])), int(a.a[1])) }},
