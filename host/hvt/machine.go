@@ -48,6 +48,10 @@ type machine struct {
 	cpuid []kvm.CPUIDEntry
 	xcr0  uint64
 	xsize int // bytes of XSAVE state for the enabled features
+	// fpArea is every signal frame's vector-state area as the tender
+	// writes it, before the shim's XSAVE fills it (fpTemplate); it
+	// depends on the features alone, so it is made once.
+	fpArea []byte
 
 	stdout, stderr io.Writer
 
@@ -266,6 +270,7 @@ func (m *machine) setupCPUID() error {
 		return fmt.Errorf("hvt: XSAVE state of %d bytes does not fit KVM_GET_XSAVE", m.xsize)
 	}
 	m.cpuid = ents
+	m.fpArea = m.fpTemplate()
 	return nil
 }
 

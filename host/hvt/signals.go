@@ -486,8 +486,7 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	} else {
 		sp -= 128 // the red zone
 	}
-	fpbuf := m.fpTemplate()
-	sp = (sp - uint64(len(fpbuf))) &^ 63
+	sp = (sp - uint64(len(m.fpArea))) &^ 63
 	fp := sp
 	ucFlags := uint64(0x6) // UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS
 	if m.xcr0 != 0 {
@@ -530,7 +529,7 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	}
 	// The whole XSAVE area is written (and so bound), so that the shim's
 	// XSAVE into it cannot fault.
-	if err := m.mem.copyOut(fp, fpbuf); err != nil {
+	if err := m.mem.copyOut(fp, m.fpArea); err != nil {
 		return fmt.Errorf("writing the signal frame at %#x: %w", fp, err)
 	}
 	if err := m.mem.copyOut(sp, frame); err != nil {
