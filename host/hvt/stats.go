@@ -54,18 +54,17 @@ func (s *stats) syscall(nr uint64, d time.Duration) {
 	s.mu.Lock()
 	st := s.sys[nr]
 	if st == nil {
-		if _, ok := sysTable[nr]; !ok {
-			if s.outside >= maxOutside {
-				nr = otherCalls
+		if _, known := sysTable[nr]; !known {
+			if s.outside == maxOutside {
+				nr, st = otherCalls, s.sys[otherCalls]
 			} else {
 				s.outside++
 			}
-			st = s.sys[nr]
 		}
-	}
-	if st == nil {
-		st = &sysStat{}
-		s.sys[nr] = st
+		if st == nil {
+			st = &sysStat{}
+			s.sys[nr] = st
+		}
 	}
 	st.count++
 	st.total += d
