@@ -225,35 +225,30 @@ func (c *VCPU) SetCPUID(ents []CPUIDEntry) error {
 // GetMSRs reads the model-specific registers named by msrs[i].Index into
 // msrs[i].Data.
 func (c *VCPU) GetMSRs(msrs []MSR) error {
-	sz := int(unsafe.Sizeof(MSR{}))
-	buf := make([]byte, 8+len(msrs)*sz)
-	*(*uint32)(unsafe.Pointer(&buf[0])) = uint32(len(msrs))
-	ents := unsafe.Slice((*MSR)(unsafe.Pointer(&buf[8])), len(msrs))
-	copy(ents, msrs)
-	n, err := ioctl(c.fd, kvmGetMSRs, uintptr(unsafe.Pointer(&buf[0])))
-	if err != nil {
-		return ioctlErr("KVM_GET_MSRS", err)
-	}
-	if int(n) != len(msrs) {
-		return fmt.Errorf("kvm: KVM_GET_MSRS: read %d of %d (MSR %#x refused)", n, len(msrs), msrs[n].Index)
-	}
-	copy(msrs, ents)
-	return nil
+	return c.msrs(kvmGetMSRs, "KVM_GET_MSRS", "read", msrs)
 }
 
 // SetMSRs writes model-specific registers.
 func (c *VCPU) SetMSRs(msrs []MSR) error {
-	sz := int(unsafe.Sizeof(MSR{}))
-	buf := make([]byte, 8+len(msrs)*sz)
+	return c.msrs(kvmSetMSRs, "KVM_SET_MSRS", "set", msrs)
+}
+
+// msrs makes the struct kvm_msrs ioctl req over msrs (its count, then the
+// entries), copies the entries back (KVM_GET_MSRS fills them), and fails
+// unless KVM took every one.
+func (c *VCPU) msrs(req uintptr, name, verb string, msrs []MSR) error {
+	buf := make([]byte, 8+len(msrs)*int(unsafe.Sizeof(MSR{})))
 	*(*uint32)(unsafe.Pointer(&buf[0])) = uint32(len(msrs))
-	copy(unsafe.Slice((*MSR)(unsafe.Pointer(&buf[8])), len(msrs)), msrs)
-	n, err := ioctl(c.fd, kvmSetMSRs, uintptr(unsafe.Pointer(&buf[0])))
+	ents := unsafe.Slice((*MSR)(unsafe.Pointer(&buf[8])), len(msrs))
+	copy(ents, msrs)
+	n, err := ioctl(c.fd, req, uintptr(unsafe.Pointer(&buf[0])))
 	if err != nil {
-		return ioctlErr("KVM_SET_MSRS", err)
+		return ioctlErr(name, err)
 	}
 	if int(n) != len(msrs) {
-		return fmt.Errorf("kvm: KVM_SET_MSRS: set %d of %d (MSR %#x refused)", n, len(msrs), msrs[n].Index)
+		return fmt.Errorf("kvm: %s: %s %d of %d (MSR %#x refused)", name, verb, n, len(msrs), msrs[n].Index)
 	}
+	copy(msrs, ents)
 	return nil
 }
 
