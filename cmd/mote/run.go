@@ -246,12 +246,14 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	}
 	cfg.Trees = devs.trees
 	cfg.Ready = devs.ready
-	// A bad image is the first thing to say, whatever the host has.
-	if err := hvt.CheckImage(image); err != nil {
-		fmt.Fprintln(stderr, err)
-		return hvt.ExitTender, nil
-	}
 	if err := kvmUsable("/dev/kvm"); err != nil {
+		// A bad image is the first thing to say, whatever the host has.
+		// With KVM, Run says it (it opens the image first); without, it
+		// is checked here, so that no start parses the image twice.
+		if err := hvt.CheckImage(image); err != nil {
+			fmt.Fprintln(stderr, err)
+			return hvt.ExitTender, nil
+		}
 		return exitError, err
 	}
 	status, err = hvt.Run(context.Background(), cfg)

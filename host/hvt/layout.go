@@ -26,7 +26,7 @@ var reserved = []struct {
 
 // CheckImage opens the image at path and checks that the tender can load
 // it, as Run does first, without KVM: a bad image is reported the same on a
-// host that has none.
+// host that has none. Run needs no CheckImage before it.
 func CheckImage(path string) error {
 	img, err := image.Open(path)
 	if err != nil {
