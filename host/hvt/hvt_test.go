@@ -532,7 +532,7 @@ func TestBadImagesRefusedBeforeBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arm := guest(t, "hello-arm64")
+	arm := filepath.Join(prebuiltGuests, "hello-arm64")
 	if prebuiltGuests == "" {
 		arm = filepath.Join(dir, "hello-arm64")
 		cmd := exec.Command("go", "build", "-o", arm, "./testdata/guests/hello")
