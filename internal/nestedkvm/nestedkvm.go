@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/moteos/mote/bench/microvm"
 )
@@ -120,6 +121,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (int, error) {
 	}
 	qemu := microvm.Command(microvm.Config{Kernel: vmlinux, Initrd: initrd, MemoryMiB: mem, CPUs: cpus})
 	cmd := exec.CommandContext(ctx, qemu.Path, qemu.Args[1:]...)
+	// QEMU dies with the test: one left behind when go test's own timeout
+	// ended the test binary ran on, a whole core, for over an hour.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
