@@ -21,10 +21,12 @@ TEXT ·holdXMM(SB), NOSPLIT, $0-24
 	MOVOU 208(SI), X13
 	MOVOU 224(SI), X14
 	MOVOU 240(SI), X15
+	MOVL $1, ·holding(SB)
 xloop:
 	PAUSE
 	DECQ CX
 	JNZ xloop
+	MOVL $0, ·holding(SB)
 	MOVOU X0, 0(DI)
 	MOVOU X1, 16(DI)
 	MOVOU X2, 32(DI)
@@ -66,10 +68,12 @@ TEXT ·holdYMM(SB), NOSPLIT, $0-24
 	VMOVDQU 416(SI), Y13
 	VMOVDQU 448(SI), Y14
 	VMOVDQU 480(SI), Y15
+	MOVL $1, ·holding(SB)
 yloop:
 	PAUSE
 	DECQ CX
 	JNZ yloop
+	MOVL $0, ·holding(SB)
 	VMOVDQU Y0, 0(DI)
 	VMOVDQU Y1, 32(DI)
 	VMOVDQU Y2, 64(DI)
@@ -136,10 +140,12 @@ TEXT ·holdZMM(SB), NOSPLIT, $0-40
 	KMOVQ 40(R8), K5
 	KMOVQ 48(R8), K6
 	KMOVQ 56(R8), K7
+	MOVL $1, ·holding(SB)
 zloop:
 	PAUSE
 	DECQ CX
 	JNZ zloop
+	MOVL $0, ·holding(SB)
 	VMOVDQU64 Z0, 0(DI)
 	VMOVDQU64 Z1, 64(DI)
 	VMOVDQU64 Z2, 128(DI)
@@ -181,4 +187,98 @@ zloop:
 	KMOVQ K7, 56(R9)
 	VZEROUPPER
 	XORPS X15, X15
+	RET
+
+// The handler below clobbers every vector register the CPU has and, when
+// it interrupted a hold loop, edits XMM14 (and YMM14's upper half) in the
+// frame's saved state to ·marker: rt_sigreturn must bring back the
+// interrupted values, edits included, whatever the handler left in the
+// registers. The hold loops set ·holding only while their registers are
+// loaded.
+
+// func addrs() (handler, rawRestorer, runtimeRestorer uintptr)
+TEXT ·addrs(SB), NOSPLIT, $0-24
+	MOVQ $·clobber(SB), AX
+	MOVQ AX, handler+0(FP)
+	MOVQ $·rawRestorer(SB), AX
+	MOVQ AX, rawRestorer+8(FP)
+	MOVQ $runtime·sigreturn__sigaction(SB), AX
+	MOVQ AX, runtimeRestorer+16(FP)
+	RET
+
+// The restorer a C library would use: a plain rt_sigreturn.
+TEXT ·rawRestorer(SB), NOSPLIT|NOFRAME, $0
+	MOVQ $15, AX
+	SYSCALL
+	INT $3
+
+// clobber is an SA_SIGINFO handler: DI signal, SI siginfo, DX ucontext.
+TEXT ·clobber(SB), NOSPLIT|NOFRAME, $0
+	LOCK
+	INCQ ·delivered(SB)
+	CMPL ·holding(SB), $0
+	JEQ regs
+	MOVQ 224(DX), BX // uc_mcontext.fpregs
+	TESTQ BX, BX
+	JEQ regs
+	MOVOU ·marker(SB), X0
+	MOVOU X0, 384(BX) // XMM14 in the legacy area
+	CMPL 464(BX), $0x46505853 // FP_XSTATE_MAGIC1: an XSAVE frame
+	JNE edited
+	ORQ $2, 512(BX) // XSTATE_BV: SSE comes from the frame
+	CMPB ·hasAVX(SB), $0
+	JEQ edited
+	MOVOU ·marker+16(SB), X0
+	MOVOU X0, 800(BX) // YMM14's upper half (component 2 at 576)
+	ORQ $4, 512(BX)
+edited:
+	MOVL $1, ·edited(SB)
+regs:
+	PCMPEQB X0, X0
+	PCMPEQB X1, X1
+	PCMPEQB X2, X2
+	PCMPEQB X3, X3
+	PCMPEQB X4, X4
+	PCMPEQB X5, X5
+	PCMPEQB X6, X6
+	PCMPEQB X7, X7
+	PCMPEQB X8, X8
+	PCMPEQB X9, X9
+	PCMPEQB X10, X10
+	PCMPEQB X11, X11
+	PCMPEQB X12, X12
+	PCMPEQB X13, X13
+	PCMPEQB X14, X14
+	PCMPEQB X15, X15
+	CMPB ·hasAVX(SB), $0
+	JEQ done
+	VPCMPEQB Y0, Y0, Y0
+	VPCMPEQB Y1, Y1, Y1
+	VPCMPEQB Y2, Y2, Y2
+	VPCMPEQB Y3, Y3, Y3
+	VPCMPEQB Y4, Y4, Y4
+	VPCMPEQB Y5, Y5, Y5
+	VPCMPEQB Y6, Y6, Y6
+	VPCMPEQB Y7, Y7, Y7
+	VPCMPEQB Y8, Y8, Y8
+	VPCMPEQB Y9, Y9, Y9
+	VPCMPEQB Y10, Y10, Y10
+	VPCMPEQB Y11, Y11, Y11
+	VPCMPEQB Y12, Y12, Y12
+	VPCMPEQB Y13, Y13, Y13
+	VPCMPEQB Y14, Y14, Y14
+	VPCMPEQB Y15, Y15, Y15
+	CMPB ·hasAVX512(SB), $0
+	JEQ done
+	VPTERNLOGD $0xff, Z0, Z0, Z0
+	VPTERNLOGD $0xff, Z7, Z7, Z7
+	VPTERNLOGD $0xff, Z14, Z14, Z14
+	VPTERNLOGD $0xff, Z15, Z15, Z15
+	VPTERNLOGD $0xff, Z16, Z16, Z16
+	VPTERNLOGD $0xff, Z23, Z23, Z23
+	VPTERNLOGD $0xff, Z31, Z31, Z31
+	KXNORW K1, K1, K1
+	KXNORW K4, K4, K4
+	KXNORW K7, K7, K7
+done:
 	RET
