@@ -15,6 +15,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
+	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
@@ -171,11 +172,37 @@ func New(nics []abi.NIC, opt Options) (*Stack, error) {
 		}
 		routes = append(routes, tcpip.Route{Destination: header6LinkLocal(), NIC: id})
 	}
-	s.SetRouteTable(routes)
+	lo, err := addLoopback(s, tcpip.NICID(len(nics)+1))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.SetRouteTable(append(lo, routes...))
 	if !opt.Hold {
 		st.startReading()
 	}
 	return st, nil
+}
+
+// addLoopback gives the stack a loopback interface with 127.0.0.1/8 and
+// ::1, as every Linux network namespace has: a program talks to itself
+// (an httptest server, a sidecar in the same process) without its frames
+// ever reaching a NIC. It returns the interface's routes.
+func addLoopback(s *stack.Stack, id tcpip.NICID) ([]tcpip.Route, error) {
+	if err := s.CreateNICWithOptions(id, loopback.New(), stack.NICOptions{Name: "lo"}); err != nil {
+		return nil, fmt.Errorf("netstack: loopback: %v", err)
+	}
+	var routes []tcpip.Route
+	for _, a := range []tcpip.ProtocolAddress{
+		{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4([4]byte{127, 0, 0, 1}), PrefixLen: 8}},
+		{Protocol: ipv6.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom16([16]byte{15: 1}), PrefixLen: 128}},
+	} {
+		if err := s.AddProtocolAddress(id, a, stack.AddressProperties{}); err != nil {
+			return nil, fmt.Errorf("netstack: loopback %v: %v", a.AddressWithPrefix, err)
+		}
+		routes = append(routes, tcpip.Route{Destination: a.AddressWithPrefix.Subnet(), NIC: id})
+	}
+	return routes, nil
 }
 
 // startReading starts the NICs' read loops, once.
