@@ -42,8 +42,8 @@ func Target() string {
 	return m.Target
 }
 
-// unikernel reports whether the program runs on the Mote ABI (hvt, spt).
-func unikernel() (bool, error) {
+// Unikernel reports whether the program runs on the Mote ABI (hvt, spt).
+func Unikernel() (bool, error) {
 	m, err := Manifest()
 	if err != nil {
 		return false, err

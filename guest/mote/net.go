@@ -16,8 +16,9 @@ var (
 	stackErr  error
 )
 
-// guestStack starts the in-guest TCP/IP stack on first use.
-func guestStack() (*netstack.Stack, error) {
+// GuestStack returns the in-guest TCP/IP stack, started on first use. It is
+// for guest/stdnet; programs use Listen, Dial and the standard library.
+func GuestStack() (*netstack.Stack, error) {
 	stackOnce.Do(func() {
 		m, err := Manifest()
 		if err != nil {
@@ -38,14 +39,14 @@ func guestStack() (*netstack.Stack, error) {
 // Listen announces on a TCP address ("tcp", "tcp4", "tcp6"), as
 // net.Listen does.
 func Listen(network, address string) (net.Listener, error) {
-	uk, err := unikernel()
+	uk, err := Unikernel()
 	if err != nil {
 		return nil, err
 	}
 	if !uk {
 		return net.Listen(network, address)
 	}
-	st, err := guestStack()
+	st, err := GuestStack()
 	if err != nil {
 		return nil, err
 	}
@@ -55,14 +56,14 @@ func Listen(network, address string) (net.Listener, error) {
 // ListenPacket opens a UDP socket ("udp", "udp4", "udp6"), as
 // net.ListenPacket does.
 func ListenPacket(network, address string) (net.PacketConn, error) {
-	uk, err := unikernel()
+	uk, err := Unikernel()
 	if err != nil {
 		return nil, err
 	}
 	if !uk {
 		return net.ListenPacket(network, address)
 	}
-	st, err := guestStack()
+	st, err := GuestStack()
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func Dial(network, address string) (net.Conn, error) {
 
 // DialContext is Dial with a context.
 func DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	uk, err := unikernel()
+	uk, err := Unikernel()
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +85,7 @@ func DialContext(ctx context.Context, network, address string) (net.Conn, error)
 		var d net.Dialer
 		return d.DialContext(ctx, network, address)
 	}
-	st, err := guestStack()
+	st, err := GuestStack()
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +97,11 @@ func DialContext(ctx context.Context, network, address string) (net.Conn, error)
 // on unix, one that asks the manifest's DNS servers over the in-guest stack
 // otherwise.
 func Resolver() *net.Resolver {
-	uk, err := unikernel()
+	uk, err := Unikernel()
 	if err != nil || !uk {
 		return net.DefaultResolver
 	}
-	st, err := guestStack()
+	st, err := GuestStack()
 	if err != nil {
 		return &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) { return nil, err }}
 	}
@@ -120,12 +121,12 @@ func HTTPClient() *http.Client {
 func init() {
 	// In a unikernel, point the standard library's defaults at the
 	// in-guest stack: the host's sockets do not exist there.
-	if uk, err := unikernel(); err != nil || !uk {
+	if uk, err := Unikernel(); err != nil || !uk {
 		return
 	}
 	net.DefaultResolver.PreferGo = true
 	net.DefaultResolver.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
-		st, err := guestStack()
+		st, err := GuestStack()
 		if err != nil {
 			return nil, err
 		}

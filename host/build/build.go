@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/moteos/mote/host/inject"
 )
 
 // Targets are the targets mote builds for.
@@ -99,6 +101,19 @@ func isMajorVersion(elem string) bool {
 	return true
 }
 
+// cacheDir is where builds keep what they generate: $MOTE_CACHE, or
+// mote under the user's cache directory.
+func cacheDir() (string, error) {
+	if d := os.Getenv("MOTE_CACHE"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory for mote's build files (set MOTE_CACHE): %w", err)
+	}
+	return filepath.Join(d, "mote"), nil
+}
+
 // Build builds and returns the path of the artifact.
 func Build(ctx context.Context, opt Options) (string, error) {
 	if err := CheckTarget(opt.Target); err != nil {
@@ -119,10 +134,24 @@ func Build(ctx context.Context, opt Options) (string, error) {
 	if !filepath.IsAbs(out) && opt.Dir != "" {
 		out = filepath.Join(opt.Dir, out)
 	}
-	args := []string{"build", "-trimpath", "-o", out, pkg}
+	env := append(os.Environ(), Env(opt.Target)...)
+	args := []string{"build", "-trimpath", "-o", out}
+	if opt.Target != "unix" {
+		// The program's own net package, on the unikernel's stack.
+		cache, err := cacheDir()
+		if err != nil {
+			return "", &Error{Package: pkg, Err: err}
+		}
+		plan, err := inject.Prepare(ctx, pkg, opt.Dir, env, cache)
+		if err != nil {
+			return "", &Error{Package: pkg, Err: err}
+		}
+		args = append(args, plan.Flags...)
+	}
+	args = append(args, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = opt.Dir
-	cmd.Env = append(os.Environ(), Env(opt.Target)...)
+	cmd.Env = env
 	var output strings.Builder
 	cmd.Stdout = &output
 	cmd.Stderr = &output

@@ -1,0 +1,86 @@
+// Command unmodified is a service written with nothing but the standard
+// library, as if it had never heard of Mote: http.ListenAndServe, a UDP
+// echo on net.ListenPacket, net.Dial to the host, and requests to itself
+// over loopback. mote's tests run it, unchanged, on every target.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+func main() {
+	httpAddr := flag.String("http", ":8080", "HTTP address")
+	udpAddr := flag.String("udp", ":5353", "UDP echo address")
+	flag.Parse()
+
+	pc, err := net.ListenPacket("udp", *udpAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				log.Fatal(err)
+			}
+			pc.WriteTo(append([]byte("echo: "), buf[:n]...), from)
+		}
+	}()
+
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s from %s\n", r.URL.Path, r.RemoteAddr)
+	})
+	// /self asks this very server over loopback, IPv4 and IPv6.
+	http.HandleFunc("/self", func(w http.ResponseWriter, r *http.Request) {
+		_, port, _ := net.SplitHostPort(*httpAddr)
+		for _, host := range []string{"127.0.0.1", "[::1]", "localhost"} {
+			resp, err := http.Get("http://" + host + ":" + port + "/loop")
+			if err != nil {
+				fmt.Fprintf(w, "%s: %v\n", host, err)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			fmt.Fprintf(w, "%s: %s %s", host, resp.Status, b)
+		}
+	})
+	// /dial?addr=HOST:PORT connects out, says hello and returns the reply.
+	http.HandleFunc("/dial", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", r.URL.Query().Get("addr"))
+		if err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		defer c.Close()
+		tc := c.(*net.TCPConn) // the standard type, as on Linux
+		tc.SetNoDelay(true)
+		tc.SetKeepAlive(true)
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(tc, "hello\n")
+		tc.CloseWrite()
+		b, err := io.ReadAll(tc)
+		fmt.Fprintf(w, "%T %s->%s: %q %v\n", c, c.LocalAddr(), c.RemoteAddr(), b, err)
+	})
+	// /refused dials a port nobody listens on.
+	http.HandleFunc("/refused", func(w http.ResponseWriter, r *http.Request) {
+		_, err := net.DialTimeout("tcp", "127.0.0.1:1", 5*time.Second)
+		fmt.Fprintf(w, "%v\n", err)
+	})
+	srv := &http.Server{Addr: *httpAddr}
+	fmt.Printf("serving HTTP on %s and UDP echo on %s (%T)\n", *httpAddr, pc.LocalAddr(), pc)
+	if err := srv.ListenAndServe(); err != nil && !strings.Contains(err.Error(), "closed") {
+		log.Fatal(err)
+	}
+}

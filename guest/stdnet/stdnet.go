@@ -1,0 +1,90 @@
+package stdnet
+
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+	_ "unsafe" // go:linkname
+
+	"github.com/moteos/mote/guest/mote"
+	"github.com/moteos/mote/guest/netstack"
+)
+
+// setSocketHook is net.moteSetSocket, which exists only in the overlay
+// that mote build gives the net package (host/inject/net.go). A program
+// built without that overlay does not link.
+//
+//go:linkname setSocketHook net.moteSetSocket
+func setSocketHook(func(ctx context.Context, network string, family, sotype int, ipv6only bool, laddr, raddr net.Addr) (any, error))
+
+func init() {
+	if uk, err := mote.Unikernel(); err != nil || !uk {
+		return // unix: the host's sockets
+	}
+	setSocketHook(socket)
+}
+
+// socket is net's hook: it opens an internet socket in the guest's stack
+// and returns what net's netFD delegates to (a *netstack.Stream, a listener
+// or a *netstack.Packet), or nil, nil for a socket it does not serve (net then makes the
+// system call, which the Mote ABI refuses). As net's own socket() does, it
+// listens when only laddr is set and dials otherwise.
+func socket(ctx context.Context, network string, family, sotype int, ipv6only bool, laddr, raddr net.Addr) (any, error) {
+	if family != syscall.AF_INET && family != syscall.AF_INET6 {
+		return nil, nil
+	}
+	st, err := mote.GuestStack()
+	if err != nil {
+		return nil, err
+	}
+	v6 := family == syscall.AF_INET6
+	switch sotype {
+	case syscall.SOCK_STREAM:
+		if raddr == nil {
+			if laddr == nil {
+				return nil, syscall.EINVAL
+			}
+			l, err := st.ListenTCP(laddr.(*net.TCPAddr), v6, ipv6only)
+			if err != nil {
+				return nil, err
+			}
+			return listener{l}, nil
+		}
+		var la *net.TCPAddr
+		if laddr != nil {
+			la = laddr.(*net.TCPAddr)
+		}
+		c, err := st.DialTCP(ctx, la, raddr.(*net.TCPAddr), v6, ipv6only)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	case syscall.SOCK_DGRAM:
+		var la, ra *net.UDPAddr
+		if laddr != nil {
+			la = laddr.(*net.UDPAddr)
+		}
+		if raddr != nil {
+			ra = raddr.(*net.UDPAddr)
+		}
+		c, err := st.OpenUDP(la, ra, v6, ipv6only)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return nil, errors.New("mote: only TCP and UDP sockets in a unikernel")
+}
+
+// listener gives net the Accept it calls: the connection as any, which
+// net checks for the methods it needs.
+type listener struct{ *netstack.Listener }
+
+func (l listener) Accept() (any, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
