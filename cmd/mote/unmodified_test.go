@@ -59,6 +59,18 @@ func TestUnmodifiedProgram(t *testing.T) {
 			if o := moteIn(t, src, nil, "build", "-t", target, "-o", image, "."); o.status != 0 {
 				t.Fatalf("mote build: %d\n%s%s", o.status, o.stdout, o.stderr)
 			}
+			// Its own client over loopback, with no network interface.
+			args := []string{"run", "-t", target, "--strict", image, "--", "-selftest"}
+			if target == "unix" {
+				args = []string{"run", "-t", "unix", image, "--", "-selftest"}
+			}
+			o := mote(t, args...)
+			for _, want := range []string{"selftest: /hello 200 OK hello /hello from 127.0.0.1:", "selftest: /refused 200 OK dial tcp 127.0.0.1:1: connect: connection refused", `selftest: udp *net.UDPConn [::1]:`, `"echo: ping" <nil>`} {
+				if o.status != 0 || !strings.Contains(o.stdout, want) {
+					t.Fatalf("-selftest: status %d, no %q in\n%s%s", o.status, want, o.stdout, o.stderr)
+				}
+			}
+
 			hp, up := freePort(t, "tcp"), freePort(t, "udp")
 			httpAddr, udpAddr := fmt.Sprintf("127.0.0.1:%d", hp), fmt.Sprintf("127.0.0.1:%d", up)
 			dialAddr := fmt.Sprintf("10.0.2.2:%d", hostPort) // the host, from the user network

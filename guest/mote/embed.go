@@ -11,12 +11,13 @@ import (
 
 var rootsOnce sync.Once
 
-// installRoots gives crypto/x509 the Mozilla CA roots, for TLS clients in
+// InstallRoots gives crypto/x509 the Mozilla CA roots, for TLS clients in
 // a unikernel, which has no /etc/ssl. It runs at the program's first
 // outbound connection, not at start nor when it listens: parsing the bundle
 // costs ~3 ms of a unikernel's boot and ~0.7 MB of heap, which a server
-// that never dials out should not pay.
-func installRoots() {
+// that never dials out should not pay. guest/stdnet calls it at a program's
+// first dial through net.
+func InstallRoots() {
 	rootsOnce.Do(func() {
 		p := x509.NewCertPool()
 		for c := range bundle.Roots() {

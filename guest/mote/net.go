@@ -5,10 +5,38 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 
 	"github.com/moteos/mote/guest/netstack"
 )
+
+// errNoNIC is what Listen, ListenPacket and Dial say in a unikernel run
+// without --net: a program written for Mote serves the outside, and a
+// listener nobody can reach is more likely a missing flag than a wish.
+// (A program's own net.Listen gets loopback, as in a namespace without
+// interfaces.)
+var errNoNIC = errors.New("mote: this unikernel has no network interface (mote run --net)")
+
+// loopback reports whether address (host:port) names a loopback host,
+// which needs no NIC.
+func loopback(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// noNIC reports whether the unikernel was started without a NIC.
+func noNIC() bool {
+	m, err := Manifest()
+	return err == nil && len(m.Net) == 0
+}
 
 var (
 	stackOnce sync.Once
@@ -16,17 +44,14 @@ var (
 	stackErr  error
 )
 
-// GuestStack returns the in-guest TCP/IP stack, started on first use. It is
-// for guest/stdnet; programs use Listen, Dial and the standard library.
+// GuestStack returns the in-guest TCP/IP stack, started on first use: the
+// manifest's NICs and loopback (loopback alone without a NIC). It is for
+// guest/stdnet; programs use Listen, Dial and the standard library.
 func GuestStack() (*netstack.Stack, error) {
 	stackOnce.Do(func() {
 		m, err := Manifest()
 		if err != nil {
 			stackErr = err
-			return
-		}
-		if len(m.Net) == 0 {
-			stackErr = errors.New("mote: this unikernel has no network interface (mote run --net)")
 			return
 		}
 		// Held until the first listener or dial is in place: a request
@@ -46,6 +71,9 @@ func Listen(network, address string) (net.Listener, error) {
 	if !uk {
 		return net.Listen(network, address)
 	}
+	if noNIC() && !loopback(address) {
+		return nil, errNoNIC
+	}
 	st, err := GuestStack()
 	if err != nil {
 		return nil, err
@@ -62,6 +90,9 @@ func ListenPacket(network, address string) (net.PacketConn, error) {
 	}
 	if !uk {
 		return net.ListenPacket(network, address)
+	}
+	if noNIC() && !loopback(address) {
+		return nil, errNoNIC
 	}
 	st, err := GuestStack()
 	if err != nil {
@@ -85,11 +116,14 @@ func DialContext(ctx context.Context, network, address string) (net.Conn, error)
 		var d net.Dialer
 		return d.DialContext(ctx, network, address)
 	}
+	if noNIC() && !loopback(address) {
+		return nil, errNoNIC
+	}
 	st, err := GuestStack()
 	if err != nil {
 		return nil, err
 	}
-	installRoots() // before any TLS client can verify a server
+	InstallRoots() // before any TLS client can verify a server
 	return st.DialContext(ctx, network, address)
 }
 

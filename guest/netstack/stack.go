@@ -50,12 +50,11 @@ type Stack struct {
 	read  sync.Once // starts the NICs' read loops
 }
 
-// New starts a stack on the NICs of a manifest. Each NIC's FD must be a
-// descriptor carrying whole Ethernet frames.
+// New starts a stack on the NICs of a manifest, and a loopback interface.
+// Each NIC's FD must be a descriptor carrying whole Ethernet frames. With
+// no NIC the stack has loopback only, as a network namespace without
+// interfaces does.
 func New(nics []abi.NIC, opt Options) (*Stack, error) {
-	if len(nics) == 0 {
-		return nil, errors.New("netstack: no network interface")
-	}
 	if opt.TCPBufferMax <= 0 {
 		opt.TCPBufferMax = 1 << 20
 	}

@@ -2,8 +2,8 @@ package stdnet
 
 import (
 	"context"
-	"errors"
 	"net"
+	"os"
 	"syscall"
 	_ "unsafe" // go:linkname
 
@@ -47,17 +47,18 @@ func socket(ctx context.Context, network string, family, sotype int, ipv6only bo
 			}
 			l, err := st.ListenTCP(laddr.(*net.TCPAddr), v6, ipv6only)
 			if err != nil {
-				return nil, err
+				return nil, syscallErr("bind", err)
 			}
 			return listener{l}, nil
 		}
+		mote.InstallRoots() // before any TLS client can verify a server
 		var la *net.TCPAddr
 		if laddr != nil {
 			la = laddr.(*net.TCPAddr)
 		}
 		c, err := st.DialTCP(ctx, la, raddr.(*net.TCPAddr), v6, ipv6only)
 		if err != nil {
-			return nil, err
+			return nil, syscallErr("connect", err)
 		}
 		return c, nil
 	case syscall.SOCK_DGRAM:
@@ -70,11 +71,11 @@ func socket(ctx context.Context, network string, family, sotype int, ipv6only bo
 		}
 		c, err := st.OpenUDP(la, ra, v6, ipv6only)
 		if err != nil {
-			return nil, err
+			return nil, syscallErr("bind", err)
 		}
 		return c, nil
 	}
-	return nil, errors.New("mote: only TCP and UDP sockets in a unikernel")
+	return nil, nil // raw sockets: the Mote ABI refuses them
 }
 
 // listener gives net the Accept it calls: the connection as any, which
@@ -87,4 +88,14 @@ func (l listener) Accept() (any, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// syscallErr names the system call an errno came from, as net's errors on
+// Linux do ("connect: connection refused"); other errors (a context's)
+// pass unchanged.
+func syscallErr(call string, err error) error {
+	if errno, ok := err.(syscall.Errno); ok {
+		return os.NewSyscallError(call, errno)
+	}
+	return err
 }

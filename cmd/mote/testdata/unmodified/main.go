@@ -12,6 +12,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 )
@@ -19,7 +20,11 @@ import (
 func main() {
 	httpAddr := flag.String("http", ":8080", "HTTP address")
 	udpAddr := flag.String("udp", ":5353", "UDP echo address")
+	selftest := flag.Bool("selftest", false, "serve on loopback, be its own client, print the results and exit")
 	flag.Parse()
+	if *selftest {
+		*httpAddr, *udpAddr = "127.0.0.1:8080", "[::1]:5353"
+	}
 
 	pc, err := net.ListenPacket("udp", *udpAddr)
 	if err != nil {
@@ -80,7 +85,46 @@ func main() {
 	})
 	srv := &http.Server{Addr: *httpAddr}
 	fmt.Printf("serving HTTP on %s and UDP echo on %s (%T)\n", *httpAddr, pc.LocalAddr(), pc)
+	if *selftest {
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go srv.Serve(ln)
+		os.Exit(selfTest(*httpAddr, pc.LocalAddr().String()))
+	}
 	if err := srv.ListenAndServe(); err != nil && !strings.Contains(err.Error(), "closed") {
 		log.Fatal(err)
 	}
+}
+
+// selfTest is the program's own client, over loopback only: it needs no
+// network interface. It returns the exit status.
+func selfTest(httpAddr, udpAddr string) int {
+	status := 0
+	for _, path := range []string{"/hello", "/refused"} {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			fmt.Println("selftest:", path, err)
+			status = 1
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("selftest: %s %s %s", path, resp.Status, b)
+	}
+	c, err := net.Dial("udp", udpAddr)
+	if err != nil {
+		fmt.Println("selftest: udp:", err)
+		return 1
+	}
+	c.Write([]byte("ping"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	fmt.Printf("selftest: udp %T %s->%s: %q %v\n", c, c.LocalAddr(), c.RemoteAddr(), buf[:n], err)
+	if err != nil {
+		status = 1
+	}
+	return status
 }
