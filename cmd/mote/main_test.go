@@ -50,6 +50,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("MOTE_IMAGE_CACHE", cache)
+	os.Setenv("MOTE_CACHE", filepath.Join(dir, "cache")) // build files, removed with dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.RemoveAll(cache)
