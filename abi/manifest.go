@@ -258,3 +258,12 @@ func (m *Manifest) Validate() error {
 	}
 	return nil
 }
+
+// StackSocketFD is the descriptor number a socket of the guest's own
+// TCP/IP stack shows to a function given its raw descriptor
+// (syscall.RawConn.Control, as x/net's ipv4 and ipv6 packages and
+// miekg/dns use to set options): setsockopt and getsockopt on it succeed
+// and have no effect (getsockopt writes nothing), on hvt and spt alike;
+// every other call on it fails with EBADF, as no such descriptor exists.
+// The stack's options are set through net's own methods instead.
+const StackSocketFD = 0x3fff_fff0

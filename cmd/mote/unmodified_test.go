@@ -7,24 +7,29 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // TestUnmodifiedProgram builds testdata/unmodified — a module that does not
 // require Mote, using only the standard library's net and net/http — for
 // each target, from a copy whose go.mod must come out untouched, and checks
 // it with real clients: HTTP from the host, a UDP echo, a dial out to the
-// host, a refused dial, and the program's requests to itself over
-// loopback (127.0.0.1 and ::1).
+// host, a refused dial, a miekg/dns server started with dns.ListenAndServe
+// (asked by miekg/dns and dig), and the program's requests to itself over
+// loopback (127.0.0.1 and ::1), also with no network interface.
 func TestUnmodifiedProgram(t *testing.T) {
 	src := t.TempDir()
 	if err := os.CopyFS(src, os.DirFS("testdata/unmodified")); err != nil {
 		t.Fatal(err)
 	}
 	gomod, _ := os.ReadFile(filepath.Join(src, "go.mod"))
+	gosum, _ := os.ReadFile(filepath.Join(src, "go.sum"))
 	targets := []string{"unix", "spt"}
 	if kvmOK() {
 		targets = append(targets, "hvt")
@@ -65,22 +70,27 @@ func TestUnmodifiedProgram(t *testing.T) {
 				args = []string{"run", "-t", "unix", image, "--", "-selftest"}
 			}
 			o := mote(t, args...)
-			for _, want := range []string{"selftest: /hello 200 OK hello /hello from 127.0.0.1:", "selftest: /refused 200 OK dial tcp 127.0.0.1:1: connect: connection refused", `selftest: udp *net.UDPConn [::1]:`, `"echo: ping" <nil>`} {
+			for _, want := range []string{"selftest: /hello 200 OK hello /hello from 127.0.0.1:", "selftest: /refused 200 OK dial tcp 127.0.0.1:1: connect: connection refused", `selftest: udp *net.UDPConn [::1]:`, `"echo: ping" <nil>`,
+				"selftest: dns udp example.test. A 192.0.2.1 <nil>", "selftest: dns tcp example.test. A 192.0.2.1 <nil>"} {
 				if o.status != 0 || !strings.Contains(o.stdout, want) {
 					t.Fatalf("-selftest: status %d, no %q in\n%s%s", o.status, want, o.stdout, o.stderr)
 				}
 			}
 
-			hp, up := freePort(t, "tcp"), freePort(t, "udp")
+			hp, up, du := freePort(t, "tcp"), freePort(t, "udp"), freePort(t, "udp")
+			dt := freePort(t, "tcp")
 			httpAddr, udpAddr := fmt.Sprintf("127.0.0.1:%d", hp), fmt.Sprintf("127.0.0.1:%d", up)
+			dnsUDP, dnsTCP := fmt.Sprintf("127.0.0.1:%d", du), fmt.Sprintf("127.0.0.1:%d", dt)
 			dialAddr := fmt.Sprintf("10.0.2.2:%d", hostPort) // the host, from the user network
 			var s *server
 			if target == "unix" {
 				dialAddr = fmt.Sprintf("127.0.0.1:%d", hostPort)
-				s = start(t, "run", "-t", "unix", image, "--", "-http", httpAddr, "-udp", udpAddr)
+				dnsTCP = dnsUDP // one address for both, on the host
+				s = start(t, "run", "-t", "unix", image, "--", "-http", httpAddr, "-udp", udpAddr, "-dns", dnsUDP)
 			} else {
 				s = start(t, "run", "-t", target, "--strict", "--net", "user",
-					"-p", fmt.Sprintf("%s:8080", httpAddr), "-p", fmt.Sprintf("%s:5353/udp", udpAddr), image)
+					"-p", fmt.Sprintf("%s:8080", httpAddr), "-p", fmt.Sprintf("%s:5353/udp", udpAddr),
+					"-p", fmt.Sprintf("%s:5300/udp", dnsUDP), "-p", fmt.Sprintf("%s:5300", dnsTCP), image)
 			}
 			s.waitHTTP(t, httpAddr)
 			hc := &http.Client{Timeout: 20 * time.Second}
@@ -133,6 +143,29 @@ func TestUnmodifiedProgram(t *testing.T) {
 			if string(buf[:n]) != "echo: ping" {
 				t.Errorf("UDP echo: %q %v", buf[:n], err)
 			}
+			// dns.ListenAndServe, which sets its options through the
+			// raw descriptor (abi.StackSocketFD), asked by miekg/dns and dig.
+			for _, q := range []struct{ proto, addr string }{{"udp", dnsUDP}, {"tcp", dnsTCP}} {
+				m := new(dns.Msg)
+				m.SetQuestion("example.test.", dns.TypeA)
+				var r *dns.Msg
+				for try := 0; try < 20; try++ { // a datagram may be lost: ask again
+					if r, _, err = (&dns.Client{Net: q.proto, Timeout: 2 * time.Second}).Exchange(m, q.addr); err == nil {
+						break
+					}
+				}
+				if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.1" {
+					t.Errorf("DNS over %s: %v %v", q.proto, r, err)
+				}
+			}
+			t.Run("dig", func(t *testing.T) {
+				needTool(t, "dig", "dnsutils")
+				_, port, _ := net.SplitHostPort(dnsTCP)
+				dout, err := exec.Command("dig", "@127.0.0.1", "-p", port, "+tcp", "+short", "+time=5", "+tries=3", "example.test", "A").CombinedOutput()
+				if err != nil || strings.TrimSpace(string(dout)) != "192.0.2.1" {
+					t.Errorf("dig: %v\n%s", err, dout)
+				}
+			})
 			if !strings.Contains(s.stdout.String(), "(*net.UDPConn)") {
 				t.Errorf("stdout: %s", s.stdout)
 			}
@@ -146,7 +179,7 @@ func TestUnmodifiedProgram(t *testing.T) {
 	if after, _ := os.ReadFile(filepath.Join(src, "go.mod")); !bytes.Equal(after, gomod) {
 		t.Errorf("go.mod changed by the build:\n%s", after)
 	}
-	if _, err := os.Stat(filepath.Join(src, "go.sum")); err == nil {
-		t.Errorf("the build wrote a go.sum into the program's module")
+	if after, _ := os.ReadFile(filepath.Join(src, "go.sum")); !bytes.Equal(after, gosum) {
+		t.Errorf("go.sum changed by the build:\n%s", after)
 	}
 }

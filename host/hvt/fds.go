@@ -274,6 +274,20 @@ func sysPipe2(t *thread, a *sysArgs) int64 {
 	return 0
 }
 
+// sysSockopt answers setsockopt and getsockopt: with success and no effect
+// on abi.StackSocketFD (a socket of the guest's own stack, seen through
+// its raw descriptor), ENOTSOCK on the guest's descriptors (none is a
+// socket), EBADF otherwise.
+func sysSockopt(t *thread, a *sysArgs) int64 {
+	if a.a[0] == abi.StackSocketFD {
+		return 0
+	}
+	if t.m.fds.get(a.a[0]) != nil {
+		return -int64(unix.ENOTSOCK)
+	}
+	return -int64(unix.EBADF)
+}
+
 func sysClose(t *thread, a *sysArgs) int64 { return t.m.fds.close(a.a[0]) }
 
 func sysFcntl(t *thread, a *sysArgs) int64 {

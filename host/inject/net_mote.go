@@ -335,13 +335,23 @@ func (fd *netFD) setsockoptIPv6Mreq(level, name int, mreq *syscall.IPv6Mreq) err
 	return syscall.ENOPROTOOPT
 }
 
-// rawControl, rawRead and rawWrite replace pfd's in rawconn.go: a socket
-// in the guest's stack has no descriptor to hand to a function.
+// moteStackSocketFD is abi.StackSocketFD: the descriptor number that a
+// socket in the guest's stack shows to Control's function. The Mote ABI
+// answers setsockopt and getsockopt on it with success and no effect, so
+// that libraries setting options through the raw descriptor (x/net's
+// SetControlMessage in miekg/dns) go on; any other call gets EBADF.
+const moteStackSocketFD = 0x3fff_fff0
+
+// rawControl, rawRead and rawWrite replace pfd's in rawconn.go. A socket
+// in the guest's stack has no descriptor: Control gets the stand-in
+// above; Read and Write, which wait for readiness of a real descriptor,
+// are refused.
 func (fd *netFD) rawControl(f func(uintptr)) error {
 	if fd.ext == nil {
 		return fd.pfd.RawControl(f)
 	}
-	return syscall.EOPNOTSUPP
+	f(moteStackSocketFD)
+	return nil
 }
 
 func (fd *netFD) rawRead(f func(uintptr) bool) error {

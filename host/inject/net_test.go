@@ -1,11 +1,14 @@
 package inject
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/moteos/mote/abi"
 )
 
 // TestNetOverlayFitsToolchain makes the overlay from this toolchain's net
@@ -51,5 +54,14 @@ func TestEditRefusesStrangeSource(t *testing.T) {
 	_, err = netOverlay(t.TempDir(), t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "net package") {
 		t.Fatalf("netOverlay of an empty GOROOT: %v", err)
+	}
+}
+
+// The stand-in descriptor net_mote.go hands to Control is the ABI's.
+func TestStackSocketFDMatchesABI(t *testing.T) {
+	want := fmt.Sprintf("const moteStackSocketFD = %#x\n", abi.StackSocketFD)
+	got := strings.ReplaceAll(netMote, "_", "")
+	if !strings.Contains(got, strings.ReplaceAll(want, "_", "")) {
+		t.Errorf("net_mote.go does not declare %q", want)
 	}
 }

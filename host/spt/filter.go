@@ -5,6 +5,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/abi"
 )
 
 // Policy is what the filter allows beyond the fixed list: the devices, by
@@ -241,6 +243,22 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 		rule(nr, retENOENT)
 	}
 	rule(unix.SYS_PRCTL, retEINVAL)
+
+	// Socket options: success with no effect on abi.StackSocketFD (a
+	// socket of the guest's own stack seen through its raw descriptor),
+	// as on hvt. On any other descriptor the kernel answers ENOTSOCK or
+	// EBADF: the guest has no socket (socket, socketpair and accept are
+	// not allowed, and stage 2 closed every inherited descriptor above the
+	// devices).
+	for _, nr := range []uint32{unix.SYS_SETSOCKOPT, unix.SYS_GETSOCKOPT} {
+		rule(nr,
+			bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: abi.StackSocketFD, SkipFalse: 3},
+			bpf.LoadAbsolute{Off: argHi(0), Size: 4},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 1},
+			bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | 0},
+			retAllow)
+	}
 
 	// Stage 2's own last steps: hand the listener to mote, then exec the
 	// image from its pinned descriptor. Both descriptors are close-on-exec,

@@ -6,6 +6,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/abi"
 )
 
 // The filter assembles for a policy with devices, stays small, and the
@@ -18,8 +20,8 @@ func TestFilterBuilds(t *testing.T) {
 	if len(f) > 400 {
 		t.Errorf("filter has %d instructions", len(f))
 	}
-	conditional := 16 // read, write, pread64, pwrite64, mmap, mprotect, clone, arch_prctl, tgkill, kill, prlimit64, fcntl, sendmsg, execveat + lookups answered ENOENT/EINVAL
-	if n := len(Allowed) + conditional; n > 45 {
+	conditional := 18                            // read, write, pread64, pwrite64, mmap, mprotect, clone, arch_prctl, tgkill, kill, prlimit64, fcntl, setsockopt, getsockopt, sendmsg, execveat + lookups answered ENOENT/EINVAL
+	if n := len(Allowed) + conditional; n > 47 { // 45 before setsockopt/getsockopt on abi.StackSocketFD
 		t.Errorf("%d system calls allowed", n)
 	}
 	for nr, why := range Allowed {
@@ -80,6 +82,10 @@ func TestFilterArguments(t *testing.T) {
 		{"fcntl(F_SETSIG)", unix.SYS_FCNTL, []uint64{3, unix.F_SETSIG, 9}, einval},
 		{"fcntl(F_DUPFD)", unix.SYS_FCNTL, []uint64{4, unix.F_DUPFD, 100}, einval},
 		{"fcntl(F_DUPFD_CLOEXEC)", unix.SYS_FCNTL, []uint64{4, unix.F_DUPFD_CLOEXEC, 100}, einval},
+		{"setsockopt(StackSocketFD)", unix.SYS_SETSOCKOPT, []uint64{abi.StackSocketFD, unix.IPPROTO_IP, unix.IP_PKTINFO}, unix.SECCOMP_RET_ERRNO},
+		{"getsockopt(StackSocketFD)", unix.SYS_GETSOCKOPT, []uint64{abi.StackSocketFD, unix.SOL_SOCKET, unix.SO_RCVBUF}, unix.SECCOMP_RET_ERRNO},
+		{"setsockopt(StackSocketFD + 2^32)", unix.SYS_SETSOCKOPT, []uint64{1<<32 | abi.StackSocketFD, 0, 0}, allow},
+		{"setsockopt(3): the kernel's ENOTSOCK", unix.SYS_SETSOCKOPT, []uint64{3, unix.SOL_SOCKET, unix.SO_RCVBUF}, allow},
 	} {
 		// The kernel loads each 32-bit word of struct seccomp_data in
 		// host order; the VM loads network order: words go big-endian.

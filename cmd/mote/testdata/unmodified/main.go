@@ -20,11 +20,13 @@ import (
 func main() {
 	httpAddr := flag.String("http", ":8080", "HTTP address")
 	udpAddr := flag.String("udp", ":5353", "UDP echo address")
+	dnsAddr := flag.String("dns", ":5300", "DNS server address (UDP and TCP)")
 	selftest := flag.Bool("selftest", false, "serve on loopback, be its own client, print the results and exit")
 	flag.Parse()
 	if *selftest {
-		*httpAddr, *udpAddr = "127.0.0.1:8080", "[::1]:5353"
+		*httpAddr, *udpAddr, *dnsAddr = "127.0.0.1:8080", "[::1]:5353", "127.0.0.1:5300"
 	}
+	serveDNS(*dnsAddr)
 
 	pc, err := net.ListenPacket("udp", *udpAddr)
 	if err != nil {
@@ -91,7 +93,7 @@ func main() {
 			log.Fatal(err)
 		}
 		go srv.Serve(ln)
-		os.Exit(selfTest(*httpAddr, pc.LocalAddr().String()))
+		os.Exit(selfTest(*httpAddr, pc.LocalAddr().String(), *dnsAddr))
 	}
 	if err := srv.ListenAndServe(); err != nil && !strings.Contains(err.Error(), "closed") {
 		log.Fatal(err)
@@ -100,7 +102,7 @@ func main() {
 
 // selfTest is the program's own client, over loopback only: it needs no
 // network interface. It returns the exit status.
-func selfTest(httpAddr, udpAddr string) int {
+func selfTest(httpAddr, udpAddr, dnsAddr string) int {
 	status := 0
 	for _, path := range []string{"/hello", "/refused"} {
 		resp, err := http.Get("http://" + httpAddr + path)
@@ -125,6 +127,13 @@ func selfTest(httpAddr, udpAddr string) int {
 	fmt.Printf("selftest: udp %T %s->%s: %q %v\n", c, c.LocalAddr(), c.RemoteAddr(), buf[:n], err)
 	if err != nil {
 		status = 1
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		a, err := askDNS(proto, dnsAddr)
+		fmt.Printf("selftest: dns %s example.test. A %s %v\n", proto, a, err)
+		if err != nil {
+			status = 1
+		}
 	}
 	return status
 }
