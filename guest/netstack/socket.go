@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -328,4 +329,37 @@ func sockErr(err error) error {
 		return oe.Err
 	}
 	return err
+}
+
+// Interfaces lists the stack's interfaces as net.Interfaces does, by
+// index, with each one's addresses (as *net.IPNet) keyed by index.
+func (st *Stack) Interfaces() ([]net.Interface, map[int][]net.Addr) {
+	info := st.s.NICInfo()
+	ids := make([]int, 0, len(info))
+	for id := range info {
+		ids = append(ids, int(id))
+	}
+	slices.Sort(ids)
+	var ifs []net.Interface
+	addrs := map[int][]net.Addr{}
+	for _, id := range ids {
+		ni := info[tcpip.NICID(id)]
+		ifi := net.Interface{Index: id, Name: ni.Name, MTU: int(ni.MTU)}
+		if ni.Flags.Up {
+			ifi.Flags |= net.FlagUp | net.FlagRunning
+		}
+		if ni.Flags.Loopback {
+			ifi.Flags |= net.FlagLoopback
+		} else {
+			ifi.Flags |= net.FlagBroadcast | net.FlagMulticast
+			ifi.HardwareAddr = net.HardwareAddr(ni.LinkAddress)
+		}
+		ifs = append(ifs, ifi)
+		for _, pa := range ni.ProtocolAddresses {
+			a := pa.AddressWithPrefix
+			ip := net.IP(a.Address.AsSlice())
+			addrs[id] = append(addrs[id], &net.IPNet{IP: ip, Mask: net.CIDRMask(a.PrefixLen, 8*len(ip))})
+		}
+	}
+	return ifs, addrs
 }

@@ -18,11 +18,27 @@ import (
 //go:linkname setSocketHook net.moteSetSocket
 func setSocketHook(func(ctx context.Context, network string, family, sotype int, ipv6only bool, laddr, raddr net.Addr) (any, error))
 
+// setInterfacesHook is net.moteSetInterfaces, from the same overlay.
+//
+//go:linkname setInterfacesHook net.moteSetInterfaces
+func setInterfacesHook(func() ([]net.Interface, map[int][]net.Addr))
+
 func init() {
 	if uk, err := mote.Unikernel(); err != nil || !uk {
 		return // unix: the host's sockets
 	}
 	setSocketHook(socket)
+	setInterfacesHook(interfaces)
+}
+
+// interfaces is net.Interfaces and net.InterfaceAddrs in a unikernel: the
+// guest stack's NICs and loopback.
+func interfaces() ([]net.Interface, map[int][]net.Addr) {
+	st, err := mote.GuestStack()
+	if err != nil {
+		return nil, nil
+	}
+	return st.Interfaces()
 }
 
 // socket is net's hook: it opens an internet socket in the guest's stack

@@ -131,26 +131,44 @@ func Build(ctx context.Context, opt Options) (string, error) {
 	if out == "" {
 		out = Name(pkg, opt.Dir) + "." + opt.Target
 	}
-	if !filepath.IsAbs(out) && opt.Dir != "" {
-		out = filepath.Join(opt.Dir, out)
+	if !filepath.IsAbs(out) {
+		base := opt.Dir
+		if base == "" {
+			base, _ = os.Getwd()
+		}
+		out = filepath.Join(base, out)
 	}
 	env := append(os.Environ(), Env(opt.Target)...)
 	args := []string{"build", "-trimpath", "-o", out}
-	if opt.Target != "unix" {
-		// The program's own net package, on the unikernel's stack.
-		cache, err := cacheDir()
-		if err != nil {
+	dir, target := opt.Dir, pkg
+	var cache string
+	if opt.Target != "unix" || remote(pkg) {
+		var err error
+		if cache, err = cacheDir(); err != nil {
 			return "", &Error{Package: pkg, Err: err}
 		}
-		plan, err := inject.Prepare(ctx, pkg, opt.Dir, env, cache)
+	}
+	if remote(pkg) {
+		// pkg@version: built from a module of mote's that requires it.
+		var got strings.Builder
+		d, p, err := remoteModule(ctx, pkg, env, cache, &got)
+		if err != nil {
+			io.WriteString(stderr, got.String())
+			return "", &Error{Package: pkg, Output: got.String(), Err: err}
+		}
+		dir, target = d, p
+	}
+	if opt.Target != "unix" {
+		// The program's own net package, on the unikernel's stack.
+		plan, err := inject.Prepare(ctx, target, dir, env, cache)
 		if err != nil {
 			return "", &Error{Package: pkg, Err: err}
 		}
 		args = append(args, plan.Flags...)
 	}
-	args = append(args, pkg)
+	args = append(args, target)
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = opt.Dir
+	cmd.Dir = dir
 	cmd.Env = env
 	var output strings.Builder
 	cmd.Stdout = &output

@@ -3,6 +3,7 @@ package hvt
 import (
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 	"unsafe"
@@ -270,6 +271,47 @@ func sysPipe2(t *thread, a *sysArgs) int64 {
 		t.m.fds.undo(r, rf)
 		t.m.fds.undo(w, wf)
 		return errno(err)
+	}
+	return 0
+}
+
+// sysFstat answers fstat for the guest's descriptors, as Linux would for
+// the objects they stand for: the console and standard input and pipes
+// are FIFOs (what the guest reads and writes is a stream the tender
+// relays), a block device a regular file of its size (programs fstat a
+// file for its size), a NIC a character device, eventfds and epoll
+// instances anonymous inodes (no file type bits). The owner is the user
+// who ran mote, as getuid says; times are zero.
+func sysFstat(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.get(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	st := unix.Stat_t{
+		Dev:     0x4d4f, // "MO": one device for the guest's objects
+		Ino:     a.a[0] + 1,
+		Nlink:   1,
+		Uid:     uint32(os.Getuid()),
+		Gid:     uint32(os.Getgid()),
+		Blksize: 4096,
+	}
+	switch f.kind {
+	case fileNull, fileConsole, filePipe:
+		st.Mode = unix.S_IFIFO | 0o600
+	case fileBlock:
+		st.Mode = unix.S_IFREG | 0o600
+		if !f.writable {
+			st.Mode = unix.S_IFREG | 0o400
+		}
+		st.Size, st.Blksize, st.Blocks = f.size, f.sector, f.size/512
+	case fileNIC:
+		st.Mode = unix.S_IFCHR | 0o600
+	default:
+		st.Mode = 0o600
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&st)), unsafe.Sizeof(st))
+	if err := t.m.mem.copyOut(a.a[1], b); err != nil {
+		return -int64(unix.EFAULT)
 	}
 	return 0
 }

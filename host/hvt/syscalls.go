@@ -92,6 +92,7 @@ func init() {
 		unix.SYS_EPOLL_CREATE1:     {"epoll_create1", sysEpollCreate1},
 		unix.SYS_PRLIMIT64:         {"prlimit64", sysPrlimit},
 		unix.SYS_SETSOCKOPT:        {"setsockopt", sysSockopt},
+		unix.SYS_FSTAT:             {"fstat", sysFstat},
 		unix.SYS_GETSOCKOPT:        {"getsockopt", sysSockopt},
 		unix.SYS_GETRANDOM:         {"getrandom", sysGetrandom},
 		shim.NRSigcheck:            {"mote_sigcheck", func(t *thread, a *sysArgs) int64 { return 0 }},

@@ -52,11 +52,30 @@ func Prepare(ctx context.Context, pkg, dir string, env []string, cache string) (
 	if err != nil {
 		return nil, err
 	}
+	if info.Module == nil || info.GOMOD == "" {
+		return nil, fmt.Errorf("%s is not in a module (mote builds packages of a module: go mod init)", pkg)
+	}
+	// The overlay may not add files under the module cache: a main
+	// package of a dependency (pkg@version) is built from a copy of its
+	// module, which the build's go.mod copy points at.
+	mainDir, modReplace := info.Dir, ""
+	if !info.Module.Main {
+		cp, err := moduleCopy(info.Module.Dir, filepath.Join(cache, "modcopy", hashOf(info.Module.Path+"@"+info.Module.Version)))
+		if err != nil {
+			return nil, err
+		}
+		rel, err := filepath.Rel(info.Module.Dir, info.Dir)
+		if err != nil {
+			return nil, err
+		}
+		mainDir = filepath.Join(cp, rel)
+		modReplace = fmt.Sprintf("replace %s => %s\n", info.Module.Path, cp)
+	}
 	main := filepath.Join(work, "zz_mote_stdnet.go")
 	if err := os.WriteFile(main, []byte(stdnetImport), 0o644); err != nil {
 		return nil, err
 	}
-	replace[filepath.Join(info.Dir, "zz_mote_stdnet.go")] = main
+	replace[filepath.Join(mainDir, "zz_mote_stdnet.go")] = main
 	ov, err := json.Marshal(struct{ Replace map[string]string }{replace})
 	if err != nil {
 		return nil, err
@@ -66,13 +85,10 @@ func Prepare(ctx context.Context, pkg, dir string, env []string, cache string) (
 		return nil, err
 	}
 	plan := &Plan{Flags: []string{"-overlay", ovPath}}
-	if info.Module == nil {
-		return nil, fmt.Errorf("%s is not in a module (mote builds packages of a module: go mod init)", pkg)
-	}
-	if info.Module.Path == ModulePath || requiresMote(ctx, dir, env) {
+	if modReplace == "" && (info.Module.Path == ModulePath || requiresMote(ctx, dir, env)) {
 		return plan, nil
 	}
-	modfile, err := moduleWithMote(info.Module.GoMod, filepath.Join(work, "mod"), filepath.Join(cache, "src"))
+	modfile, err := moduleWithMote(info.GOMOD, filepath.Join(work, "mod"), filepath.Join(cache, "src"), modReplace)
 	if err != nil {
 		return nil, err
 	}
@@ -80,14 +96,46 @@ func Prepare(ctx context.Context, pkg, dir string, env []string, cache string) (
 	return plan, nil
 }
 
+func hashOf(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:8])
+}
+
+// moduleCopy copies the module at src (in the module cache) to dst, once.
+func moduleCopy(src, dst string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dst, "go.mod")); err == nil {
+		return dst, nil
+	}
+	tmp := dst + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.CopyFS(tmp, os.DirFS(src)); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("copying module %s: %w", src, err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "go.mod")); err != nil {
+		// A module without go.mod (pre-modules) gets a minimal one.
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("module %s has no go.mod", src)
+	}
+	os.RemoveAll(dst)
+	if err := os.Rename(tmp, dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
 type listed struct {
 	Name      string
 	Dir       string
 	GOROOT    string `json:"-"`
 	GoVersion string `json:"-"`
+	GOMOD     string `json:"-"` // the main module's go.mod
 	Module    *struct {
-		Path  string
-		GoMod string
+		Path, Version, Dir string
+		Main               bool
 	}
 }
 
@@ -111,17 +159,20 @@ func goList(ctx context.Context, dir string, env []string, pkg string) (*listed,
 	if info.Error != nil {
 		return nil, errors.New(info.Error.Err)
 	}
-	cmd = exec.CommandContext(ctx, "go", "env", "GOROOT", "GOVERSION")
+	cmd = exec.CommandContext(ctx, "go", "env", "GOROOT", "GOVERSION", "GOMOD")
 	cmd.Dir, cmd.Env = dir, env
 	out, err = cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("go env: %w", err)
 	}
-	f := strings.Fields(string(out))
-	if len(f) != 2 {
-		return nil, fmt.Errorf("go env GOROOT GOVERSION: %q", out)
+	f := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(f) != 3 {
+		return nil, fmt.Errorf("go env GOROOT GOVERSION GOMOD: %q", out)
 	}
-	info.GOROOT, info.GoVersion = f[0], f[1]
+	info.GOROOT, info.GoVersion, info.GOMOD = f[0], f[1], f[2]
+	if info.GOMOD == os.DevNull {
+		info.GOMOD = ""
+	}
 	return &info.listed, nil
 }
 
@@ -134,9 +185,9 @@ func requiresMote(ctx context.Context, dir string, env []string) bool {
 
 // moduleWithMote writes, in dir, a copy of the go.mod at gomod (and its
 // go.sum) that also requires Mote, replaced by Mote's own source written
-// under src, and returns the copy's path for go build -modfile. The
+// under src, with the extra directives given, and returns the copy's path for go build -modfile. The
 // program's go.mod and go.sum are not touched.
-func moduleWithMote(gomod, dir, src string) (string, error) {
+func moduleWithMote(gomod, dir, src, extra string) (string, error) {
 	srcDir, err := guestSource(src)
 	if err != nil {
 		return "", err
@@ -153,7 +204,7 @@ func moduleWithMote(gomod, dir, src string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	mod = fmt.Appendf(mod, "\nrequire %s v0.0.0\n\nreplace %s => %s\n", ModulePath, ModulePath, srcDir)
+	mod = fmt.Appendf(mod, "\nrequire %s v0.0.0\n\nreplace %s => %s\n%s", ModulePath, ModulePath, srcDir, extra)
 	modPath := filepath.Join(dir, "go.mod")
 	if err := os.WriteFile(modPath, mod, 0o644); err != nil {
 		return "", err

@@ -55,6 +55,10 @@ var netEdits = []edit{
 	// Multipath TCP: net need not probe with sockets of its own.
 	{file: "ipsock_posix.go", at: "func (p *ipStackCapabilities) probe() {", insert: "if moteSocket != nil { p.ipv4Enabled, p.ipv6Enabled, p.ipv4MappedIPv6Enabled = true, true, true; return }"},
 	{file: "mptcpsock_linux.go", at: "func initMPTCPavailable() {", insert: "if moteSocket != nil { return }"},
+	// The interfaces are the guest stack's, not netlink's (refused).
+	{file: "interface_linux.go", at: "func interfaceTable(ifindex int) ([]Interface, error) {", insert: "if moteInterfaces != nil { return moteInterfaceTable(ifindex) }"},
+	{file: "interface_linux.go", at: "func interfaceAddrTable(ifi *Interface) ([]Addr, error) {", insert: "if moteInterfaces != nil { return moteInterfaceAddrTable(ifi) }"},
+	{file: "interface_linux.go", at: "func interfaceMulticastAddrTable(ifi *Interface) ([]Addr, error) {", insert: "if moteInterfaces != nil { return nil, nil }"},
 	{file: "writev_unix.go", at: "func (fd *netFD) writeBuffers(v *Buffers) (n int64, err error) {", insert: "if fd.ext != nil { return fd.moteWriteBuffers(v) }"},
 	{file: "splice_linux.go", at: "func spliceFrom(c *netFD, r io.Reader) (written int64, err error, handled bool) {", insert: "if c.ext != nil { return 0, nil, false }"},
 	{file: "splice_linux.go", at: "func spliceTo(w io.Writer, c *netFD) (written int64, err error, handled bool) {", insert: "if c.ext != nil { return 0, nil, false }"},

@@ -27,6 +27,41 @@ func moteSetSocket(f func(ctx context.Context, network string, family, sotype in
 	moteSocket = f
 }
 
+// moteInterfaces lists the guest stack's interfaces, with each one's
+// addresses (by index); nil outside a unikernel.
+var moteInterfaces func() ([]Interface, map[int][]Addr)
+
+// moteSetInterfaces is how guest/stdnet sets moteInterfaces.
+//
+//go:linkname moteSetInterfaces
+func moteSetInterfaces(f func() ([]Interface, map[int][]Addr)) {
+	moteInterfaces = f
+}
+
+func moteInterfaceTable(ifindex int) ([]Interface, error) {
+	ifs, _ := moteInterfaces()
+	if ifindex == 0 {
+		return ifs, nil
+	}
+	for _, ifi := range ifs {
+		if ifi.Index == ifindex {
+			return []Interface{ifi}, nil
+		}
+	}
+	return nil, nil
+}
+
+func moteInterfaceAddrTable(ifi *Interface) ([]Addr, error) {
+	ifs, addrs := moteInterfaces()
+	var out []Addr
+	for _, i := range ifs {
+		if ifi == nil || ifi.Index == i.Index {
+			out = append(out, addrs[i.Index]...)
+		}
+	}
+	return out, nil
+}
+
 // moteAddr is a as an Addr, nil for a nil address or one the hook does
 // not take.
 func moteAddr(a sockaddr) Addr {
@@ -299,7 +334,9 @@ func (fd *netFD) setsockoptInt(level, name, v int) error {
 	if fd.ext == nil {
 		return fd.pfd.SetsockoptInt(level, name, v)
 	}
-	if s, ok := fd.ext.(interface{ SetsockoptInt(level, name, v int) error }); ok {
+	if s, ok := fd.ext.(interface {
+		SetsockoptInt(level, name, v int) error
+	}); ok {
 		return s.SetsockoptInt(level, name, v)
 	}
 	return syscall.ENOPROTOOPT

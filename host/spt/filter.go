@@ -77,6 +77,7 @@ var Allowed = map[uint32]string{
 	unix.SYS_UNAME:             "kernel version checks",
 	unix.SYS_FDATASYNC:         "durable block writes",
 	unix.SYS_FSYNC:             "durable block writes",
+	unix.SYS_FSTAT:             "its own descriptors (os.File.Stat: a logger asking what its stderr is)",
 }
 
 // Build assembles the filter for a policy.

@@ -128,6 +128,20 @@ func selfTest(httpAddr, udpAddr, dnsAddr string) int {
 	if err != nil {
 		status = 1
 	}
+	ifs, err := net.Interfaces()
+	var names []string
+	for _, ifi := range ifs {
+		addrs, _ := ifi.Addrs()
+		names = append(names, fmt.Sprintf("%s%v", ifi.Name, addrs))
+	}
+	fmt.Printf("selftest: interfaces %s %v\n", strings.Join(names, " "), err)
+	fi, err := os.Stderr.Stat()
+	if err != nil {
+		fmt.Println("selftest: stat stderr:", err)
+		status = 1
+	} else {
+		fmt.Printf("selftest: stderr is a %s\n", map[bool]string{true: "pipe or terminal", false: "file"}[fi.Mode()&(os.ModeNamedPipe|os.ModeCharDevice) != 0])
+	}
 	for _, proto := range []string{"udp", "tcp"} {
 		a, err := askDNS(proto, dnsAddr)
 		fmt.Printf("selftest: dns %s example.test. A %s %v\n", proto, a, err)

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// TestRemoteNATSServer runs a real program that never heard of Mote,
+// fetched from the module proxy as go run pkg@version fetches it:
+// nats-server, with a Go NATS client (nats.go) publishing and subscribing
+// through the published port.
+func TestRemoteNATSServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds nats-server from the module proxy")
+	}
+	const pkg = "github.com/nats-io/nats-server/v2@v2.15.3"
+	targets := []string{"spt"}
+	if kvmOK() {
+		targets = append(targets, "hvt")
+	} else {
+		t.Log("SKIPPED LOUDLY: the hvt case needs /dev/kvm")
+	}
+	for _, target := range targets {
+		t.Run(target, func(t *testing.T) {
+			port := freePort(t, "tcp")
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			s := start(t, "run", "-t", target, "--strict", "-m", "256M", "--net", "user", "-p", addr+":4222", pkg, "--", "-p", "4222")
+			var nc *nats.Conn
+			s.waitFor(t, addr, func() (err error) {
+				nc, err = nats.Connect("nats://"+addr, nats.Timeout(5*time.Second), nats.NoReconnect())
+				return err
+			})
+			defer nc.Close()
+			sub, err := nc.SubscribeSync("greet.*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 100 {
+				if err := nc.Publish(fmt.Sprintf("greet.%d", i), []byte(fmt.Sprintf("hello %d", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 100 {
+				m, err := sub.NextMsg(10 * time.Second)
+				if err != nil {
+					t.Fatalf("message %d: %v\nserver:\n%s", i, err, s.stderr)
+				}
+				if want := fmt.Sprintf("hello %d", i); string(m.Data) != want || m.Subject != fmt.Sprintf("greet.%d", i) {
+					t.Fatalf("message %d: %s %q", i, m.Subject, m.Data)
+				}
+			}
+			// Request and reply, through the server.
+			rs, err := nc.Subscribe("echo", func(m *nats.Msg) { m.Respond(append([]byte("re: "), m.Data...)) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rs.Unsubscribe()
+			r, err := nc.Request("echo", []byte("ping"), 10*time.Second)
+			if err != nil || string(r.Data) != "re: ping" {
+				t.Fatalf("request: %v %v", r, err)
+			}
+			nc.Close()
+			s.stop(t)
+			out := s.stdout.String() + s.stderr.String()
+			if !strings.Contains(out, "Server is ready") || strings.Contains(out, "outside the Mote ABI") {
+				t.Errorf("server output:\n%s", out)
+			}
+		})
+	}
+}
