@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +71,48 @@ func TestRemoteNATSServer(t *testing.T) {
 			out := s.stdout.String() + s.stderr.String()
 			if !strings.Contains(out, "Server is ready") || strings.Contains(out, "outside the Mote ABI") {
 				t.Errorf("server output:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestRemoteGRPC runs gRPC's own example server, unmodified and fetched
+// at a version, in a unikernel, and asks it with gRPC's example client
+// built for the host (mote build -t unix).
+func TestRemoteGRPC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds gRPC's examples from the module proxy")
+	}
+	const examples = "google.golang.org/grpc/examples/helloworld/%s@v0.0.0-20260825154716-030ee8becb20"
+	client := filepath.Join(t.TempDir(), "greeter_client")
+	if o := mote(t, "build", "-t", "unix", "-o", client, fmt.Sprintf(examples, "greeter_client")); o.status != 0 {
+		t.Fatalf("building the client: %d\n%s%s", o.status, o.stdout, o.stderr)
+	}
+	targets := []string{"spt"}
+	if kvmOK() {
+		targets = append(targets, "hvt")
+	} else {
+		t.Log("SKIPPED LOUDLY: the hvt case needs /dev/kvm")
+	}
+	for _, target := range targets {
+		t.Run(target, func(t *testing.T) {
+			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+			s := start(t, "run", "-t", target, "--strict", "--net", "user", "-p", addr+":50051", fmt.Sprintf(examples, "greeter_server"))
+			var out []byte
+			s.waitFor(t, addr, func() (err error) {
+				out, err = exec.Command(client, "-addr", addr, "-name", "mote").CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("%v: %s", err, out)
+				}
+				return nil
+			})
+			if !strings.Contains(string(out), "Greeting: Hello mote") {
+				t.Errorf("client: %s", out)
+			}
+			s.cmd.Process.Signal(os.Interrupt) // the example has no handler: it dies of SIGINT
+			<-s.done
+			if o := s.stderr.String(); !strings.Contains(o, "Received: mote") || !strings.Contains(o, "server listening at [::]:50051") {
+				t.Errorf("server:\n%s%s", s.stdout, o)
 			}
 		})
 	}

@@ -72,7 +72,7 @@ func TestUnmodifiedProgram(t *testing.T) {
 			o := mote(t, args...)
 			for _, want := range []string{"selftest: /hello 200 OK hello /hello from 127.0.0.1:", "selftest: /refused 200 OK dial tcp 127.0.0.1:1: connect: connection refused", `selftest: udp *net.UDPConn [::1]:`, `"echo: ping" <nil>`,
 				"selftest: dns udp example.test. A 192.0.2.1 <nil>", "selftest: dns tcp example.test. A 192.0.2.1 <nil>",
-				"selftest: interfaces lo[127.0.0.1/8 ::1/128]", "selftest: stderr is a pipe or terminal"} {
+				"selftest: interfaces lo[127.0.0.1/8 ::1/128]", `selftest: raw read "HTTP/1.0 200 OK"`, "selftest: stderr is a pipe or terminal"} {
 				if o.status != 0 || !strings.Contains(o.stdout, want) {
 					t.Fatalf("-selftest: status %d, no %q in\n%s%s", o.status, want, o.stdout, o.stderr)
 				}

@@ -36,6 +36,7 @@ type Stream struct {
 
 // Listener is a listening TCP socket.
 type Listener struct {
+	v6     bool
 	ep     tcpip.Endpoint
 	wq     *waiter.Queue
 	closed chan struct{}
@@ -117,7 +118,7 @@ func (st *Stack) ListenTCP(laddr *net.TCPAddr, v6, v6only bool) (*Listener, erro
 		return nil, Errno(e)
 	}
 	st.startReading()
-	return &Listener{ep: ep, wq: wq, closed: make(chan struct{})}, nil
+	return &Listener{v6: v6, ep: ep, wq: wq, closed: make(chan struct{})}, nil
 }
 
 // Accept waits for and returns the next connection.
@@ -153,7 +154,14 @@ func (l *Listener) Close() error {
 // Addr is the address the listener is bound to.
 func (l *Listener) Addr() net.Addr {
 	a, _ := l.ep.GetLocalAddress()
-	return &net.TCPAddr{IP: net.IP(a.Addr.AsSlice()), Port: int(a.Port)}
+	ip := net.IP(a.Addr.AsSlice())
+	if len(ip) == 0 { // bound to any address: [::] or 0.0.0.0, as Linux says
+		ip = net.IPv4zero
+		if l.v6 {
+			ip = net.IPv6unspecified
+		}
+	}
+	return &net.TCPAddr{IP: ip, Port: int(a.Port)}
 }
 
 // DialTCP connects to raddr from laddr (nil: any).

@@ -11,6 +11,7 @@ package net
 import (
 	"context"
 	"io"
+	"sync"
 	"syscall"
 	"time"
 	_ "unsafe" // go:linkname
@@ -129,6 +130,7 @@ func moteErr(call string, err error) error {
 }
 
 func (fd *netFD) moteClose() error {
+	fd.moteBridgeClose()
 	c, ok := fd.ext.(io.Closer)
 	if !ok {
 		return nil
@@ -381,8 +383,7 @@ const moteStackSocketFD = 0x3fff_fff0
 
 // rawControl, rawRead and rawWrite replace pfd's in rawconn.go. A socket
 // in the guest's stack has no descriptor: Control gets the stand-in
-// above; Read and Write, which wait for readiness of a real descriptor,
-// are refused.
+// above; Read goes through a pipe (moteBridge); Write is refused.
 func (fd *netFD) rawControl(f func(uintptr)) error {
 	if fd.ext == nil {
 		return fd.pfd.RawControl(f)
@@ -395,7 +396,7 @@ func (fd *netFD) rawRead(f func(uintptr) bool) error {
 	if fd.ext == nil {
 		return fd.pfd.RawRead(f)
 	}
-	return syscall.EOPNOTSUPP
+	return fd.moteRawRead(f)
 }
 
 func (fd *netFD) rawWrite(f func(uintptr) bool) error {
@@ -403,4 +404,79 @@ func (fd *netFD) rawWrite(f func(uintptr) bool) error {
 		return fd.pfd.RawWrite(f)
 	}
 	return syscall.EOPNOTSUPP
+}
+
+// moteBridge carries a guest-stack socket's data to a function that reads
+// it with its own read system call on the descriptor it is given (gRPC's
+// reader, through SyscallConn().Read): the socket's bytes are moved into
+// a non-blocking pipe whose read end the function gets.
+type moteBridge struct {
+	mu      sync.Mutex
+	r, w    int    // the pipe; w is -1 once the socket reached its end
+	pending []byte // read from the socket, not yet in the pipe
+	buf     []byte
+}
+
+var moteBridges sync.Map // *netFD → *moteBridge
+
+func (fd *netFD) moteRawRead(f func(uintptr) bool) error {
+	src, ok := fd.ext.(io.Reader)
+	if !ok {
+		return syscall.EOPNOTSUPP
+	}
+	v, ok := moteBridges.Load(fd)
+	if !ok {
+		var p [2]int
+		if err := syscall.Pipe2(p[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+			return wrapSyscallError("pipe2", err)
+		}
+		v, ok = moteBridges.LoadOrStore(fd, &moteBridge{r: p[0], w: p[1], buf: make([]byte, 32<<10)})
+		if ok {
+			syscall.Close(p[0])
+			syscall.Close(p[1])
+		}
+	}
+	b := v.(*moteBridge)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for !f(uintptr(b.r)) {
+		// The pipe is empty: move what the socket has into it.
+		if len(b.pending) == 0 && b.w >= 0 {
+			n, err := src.Read(b.buf)
+			b.pending = b.buf[:n]
+			if err == io.EOF {
+				if n == 0 {
+					syscall.Close(b.w) // the function reads 0: the end
+					b.w = -1
+				}
+			} else if err != nil {
+				return err
+			}
+		}
+		if len(b.pending) > 0 {
+			n, err := syscall.Write(b.w, b.pending)
+			if n > 0 {
+				b.pending = b.pending[n:]
+			}
+			if err != nil && err != syscall.EAGAIN {
+				return wrapSyscallError("write", err)
+			}
+		}
+	}
+	return nil
+}
+
+// moteBridgeClose closes fd's pipe, if it has one.
+func (fd *netFD) moteBridgeClose() {
+	v, ok := moteBridges.LoadAndDelete(fd)
+	if !ok {
+		return
+	}
+	b := v.(*moteBridge)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	syscall.Close(b.r)
+	if b.w >= 0 {
+		syscall.Close(b.w)
+	}
 }

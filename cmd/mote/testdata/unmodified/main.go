@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -128,6 +129,13 @@ func selfTest(httpAddr, udpAddr, dnsAddr string) int {
 	if err != nil {
 		status = 1
 	}
+	// Read through the raw descriptor, as gRPC's reader does.
+	if got, err := rawRead(httpAddr); err != nil {
+		fmt.Println("selftest: raw read:", err)
+		status = 1
+	} else {
+		fmt.Printf("selftest: raw read %q\n", got)
+	}
 	ifs, err := net.Interfaces()
 	var names []string
 	for _, ifi := range ifs {
@@ -150,4 +158,30 @@ func selfTest(httpAddr, udpAddr, dnsAddr string) int {
 		}
 	}
 	return status
+}
+
+// rawRead sends a request to the HTTP server at addr and reads the start
+// of the reply with its own read system call on SyscallConn's descriptor.
+func rawRead(addr string) (string, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /raw HTTP/1.0\r\n\r\n")
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return "", err
+	}
+	buf := make([]byte, 15)
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), buf)
+		return rerr != syscall.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
+	return string(buf[:max(n, 0)]), err
 }
