@@ -21,13 +21,7 @@ func TestRemoteNATSServer(t *testing.T) {
 		t.Skip("builds nats-server from the module proxy")
 	}
 	const pkg = "github.com/nats-io/nats-server/v2@v2.15.3"
-	targets := []string{"spt"}
-	if kvmOK() {
-		targets = append(targets, "hvt")
-	} else {
-		t.Log("SKIPPED LOUDLY: the hvt case needs /dev/kvm")
-	}
-	for _, target := range targets {
+	for _, target := range confiningTargets(t) {
 		t.Run(target, func(t *testing.T) {
 			port := freePort(t, "tcp")
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -88,13 +82,7 @@ func TestRemoteGRPC(t *testing.T) {
 	if o := mote(t, "build", "-t", "unix", "-o", client, fmt.Sprintf(examples, "greeter_client")); o.status != 0 {
 		t.Fatalf("building the client: %d\n%s%s", o.status, o.stdout, o.stderr)
 	}
-	targets := []string{"spt"}
-	if kvmOK() {
-		targets = append(targets, "hvt")
-	} else {
-		t.Log("SKIPPED LOUDLY: the hvt case needs /dev/kvm")
-	}
-	for _, target := range targets {
+	for _, target := range confiningTargets(t) {
 		t.Run(target, func(t *testing.T) {
 			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 			s := start(t, "run", "-t", target, "--strict", "--net", "user", "-p", addr+":50051", fmt.Sprintf(examples, "greeter_server"))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/moteos/mote/host/spt"
 	"github.com/moteos/mote/host/tarimage"
 	"github.com/moteos/mote/host/unixproc"
+	"github.com/moteos/mote/host/vfs"
 )
 
 const runHelp = `Runs IMAGE, or builds the Go package PKG for the target and runs it.
@@ -51,6 +53,13 @@ flags:
   --fs NAME=DIR|IMAGE    a read-only file tree: on unix a directory; on hvt a
                          directory (packed on the fly) or an image made by
                          mote mkimage (repeatable)
+  -v SRC:/PATH[:ro]      mount the host directory SRC at PATH in the guest
+                         (hvt, spt; repeatable; ro: read-only). Nothing can
+                         be reached outside it: no .., symlink or rename
+                         escapes. /etc/hosts, /etc/resolv.conf, /etc/passwd,
+                         /etc/group and /etc/hostname are made for the guest
+  -w DIR                 the guest's working directory (default /)
+  --hostname NAME        the guest's host name (default mote)
   --strict               stop the guest on a system call outside the ABI
   --stats                print exit counts and times when the guest ends
   --trace                print every exit as it happens
@@ -95,6 +104,9 @@ type runOptions struct {
 	publish listFlag
 	blocks  listFlag
 	trees   listFlag
+	volumes listFlag
+	workdir string
+	host    string
 	strict  bool
 	stats   bool
 	trace   bool
@@ -113,6 +125,9 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.Var(&o.publish, "p", "publish a port")
 	fs.Var(&o.blocks, "block", "NAME=FILE[,ro]")
 	fs.Var(&o.trees, "fs", "NAME=DIR")
+	fs.Var(&o.volumes, "v", "SRC:/PATH[:ro]")
+	fs.StringVar(&o.workdir, "w", "/", "working directory in the guest")
+	fs.StringVar(&o.host, "hostname", "mote", "the guest's host name")
 	fs.BoolVar(&o.strict, "strict", false, "")
 	fs.BoolVar(&o.stats, "stats", false, "")
 	fs.BoolVar(&o.trace, "trace", false, "")
@@ -246,6 +261,7 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	}
 	cfg.Trees = devs.trees
 	cfg.Ready = devs.ready
+	cfg.Files, cfg.Cwd = devs.files, o.workdir
 	if err := kvmUsable("/dev/kvm"); err != nil {
 		// A bad image is the first thing to say, whatever the host has.
 		// With KVM, Run says it (it opens the image first); without, it
@@ -285,6 +301,7 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	}
 	cfg.Trees = devs.trees
 	cfg.Ready = devs.ready
+	cfg.Files, cfg.Cwd = devs.files, o.workdir
 	status, err = spt.Run(context.Background(), cfg)
 	var ee *spt.ExitError
 	if errors.As(err, &ee) {
@@ -294,9 +311,56 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	return status, err
 }
 
+// fileTree makes the guest's file tree from -v, --hostname and the
+// NICs' DNS servers. A mount source that does not exist is an error here,
+// before the guest starts.
+func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, error) {
+	u, _ := user.Current()
+	cfg := vfs.Config{Hostname: o.host, UID: os.Getuid(), GID: os.Getgid()}
+	if u != nil {
+		cfg.User = u.Username
+	}
+	for _, n := range nics {
+		cfg.DNS = append(cfg.DNS, n.DNS...)
+	}
+	for _, v := range o.volumes {
+		m, err := parseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Mounts = append(cfg.Mounts, m)
+	}
+	return vfs.New(cfg)
+}
+
+// parseVolume parses -v SRC:/PATH[:ro], as docker run does: SRC a host
+// directory, PATH where the guest sees it.
+func parseVolume(v string) (vfs.Mount, error) {
+	parts := strings.Split(v, ":")
+	ro := false
+	if len(parts) == 3 && (parts[2] == "ro" || parts[2] == "rw") {
+		ro = parts[2] == "ro"
+		parts = parts[:2]
+	}
+	if len(parts) != 2 || parts[0] == "" || !strings.HasPrefix(parts[1], "/") {
+		return vfs.Mount{}, fmt.Errorf("-v %q: want SRC:/PATH[:ro]", v)
+	}
+	src, err := filepath.Abs(parts[0])
+	if err != nil {
+		return vfs.Mount{}, err
+	}
+	if st, err := os.Stat(src); err != nil {
+		return vfs.Mount{}, fmt.Errorf("-v %s: %w", v, err)
+	} else if !st.IsDir() {
+		return vfs.Mount{}, fmt.Errorf("-v %s: %s is not a directory", v, src)
+	}
+	return vfs.Mount{Guest: parts[1], Host: src, ReadOnly: ro}, nil
+}
+
 // devices are the host ends of a confined guest's devices, as the flags
 // ask for them; both confining targets take the same.
 type devices struct {
+	files   *vfs.FS // the guest's file tree
 	nics    []nicDev
 	blocks  []blockDev
 	trees   []abi.Tree
@@ -399,6 +463,10 @@ func (o runOptions) devices() (_ *devices, status int, err error) {
 		d.closers = append(d.closers, func() { f.Close() })
 		d.blocks = append(d.blocks, blockDev{name, f, ro, 0})
 	}
+	if d.files, err = o.fileTree(d.nics); err != nil {
+		return nil, exitError, err
+	}
+	d.closers = append(d.closers, d.files.Close)
 	for _, t := range o.trees {
 		name, src, ok := strings.Cut(t, "=")
 		if !ok || !abi.ValidName(name) || src == "" || len(name) > 29 {

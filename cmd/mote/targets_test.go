@@ -39,12 +39,14 @@ func guestBinary(t *testing.T, name string) string {
 	return filepath.Join(dir, name)
 }
 
+// confiningTargets are the targets that confine a guest: spt, and hvt
+// where KVM is (said loudly where it is not).
 func confiningTargets(t *testing.T) []string {
 	targets := []string{"spt"}
 	if kvmOK() {
 		targets = append(targets, "hvt")
 	} else {
-		t.Log("SKIPPED LOUDLY: hvt rows need /dev/kvm")
+		t.Log("SKIPPED LOUDLY: hvt cases need /dev/kvm")
 	}
 	return targets
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/moteos/mote/abi"
+	"github.com/moteos/mote/host/vfs"
 )
 
 // Config describes one guest run.
@@ -24,6 +25,11 @@ type Config struct {
 	NICs   []NIC      // network interfaces, guest descriptors 3, 4, …
 	Blocks []Block    // block devices, after the NICs
 	Trees  []abi.Tree // read-only file trees: tar images on the named Blocks
+
+	// Files is the guest's file tree (nil: none, every path is ENOENT);
+	// Cwd its working directory ("" is /).
+	Files *vfs.FS
+	Cwd   string
 
 	Stdout, Stderr io.Writer // guest fds 1 and 2 (nil: discarded)
 	Stats          io.Writer // if set, per-syscall exit counts and times at exit

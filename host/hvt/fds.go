@@ -32,6 +32,7 @@ const (
 	filePipe
 	fileNIC   // whole Ethernet frames
 	fileBlock // sectors, by pread64/pwrite64
+	fileTree  // a file or directory of the guest's tree (files.go); name is its guest path
 )
 
 type file struct {
@@ -287,6 +288,9 @@ func sysFstat(t *thread, a *sysArgs) int64 {
 	if f == nil {
 		return -int64(unix.EBADF)
 	}
+	if f.kind == fileTree {
+		return t.statOut(f.host, a.a[1])
+	}
 	st := unix.Stat_t{
 		Dev:     0x4d4f, // "MO": one device for the guest's objects
 		Ino:     a.a[0] + 1,
@@ -537,6 +541,12 @@ func blockRange(f *file, a *sysArgs, write bool) (n, off, res int64) {
 }
 
 func sysPread64(t *thread, a *sysArgs) int64 {
+	if f := t.m.fds.acquire(a.a[0]); f != nil {
+		defer t.m.fds.release(f)
+		if f.kind == fileTree {
+			return t.treePread(f, a)
+		}
+	}
 	f, n, off, res := t.blockArgs(a, false)
 	if res != 0 {
 		return res
@@ -554,6 +564,12 @@ func sysPread64(t *thread, a *sysArgs) int64 {
 }
 
 func sysPwrite64(t *thread, a *sysArgs) int64 {
+	if f := t.m.fds.acquire(a.a[0]); f != nil {
+		defer t.m.fds.release(f)
+		if f.kind == fileTree {
+			return t.treePwrite(f, a)
+		}
+	}
 	f, n, off, res := t.blockArgs(a, true)
 	if res != 0 {
 		return res
@@ -579,7 +595,7 @@ func sysFdatasync(t *thread, a *sysArgs) int64 {
 		return -int64(unix.EBADF)
 	}
 	defer t.m.fds.release(f)
-	if f.kind != fileBlock {
+	if f.kind != fileBlock && f.kind != fileTree {
 		return -int64(unix.EINVAL)
 	}
 	if err := unix.Fdatasync(f.host); err != nil {

@@ -77,11 +77,14 @@ func init() {
 		unix.SYS_EXIT_GROUP:        {"exit_group", sysExitGroup},
 		unix.SYS_EPOLL_CTL:         {"epoll_ctl", sysEpollCtl},
 		unix.SYS_TGKILL:            {"tgkill", func(t *thread, a *sysArgs) int64 { return t.sysTgkill(int(a.a[0]), int(a.a[1]), int(a.a[2])) }},
-		unix.SYS_OPENAT:            {"openat", noFile},
-		unix.SYS_READLINKAT:        {"readlinkat", noFile},
-		unix.SYS_NEWFSTATAT:        {"newfstatat", noFile},
-		unix.SYS_FACCESSAT:         {"faccessat", noFile},
-		unix.SYS_FACCESSAT2:        {"faccessat2", noFile},
+		unix.SYS_OPENAT:            {"openat", sysOpenat},
+		unix.SYS_READLINKAT:        {"readlinkat", sysReadlinkat},
+		unix.SYS_NEWFSTATAT:        {"newfstatat", sysNewfstatat},
+		unix.SYS_FACCESSAT:         {"faccessat", sysFaccessat},
+		unix.SYS_FACCESSAT2:        {"faccessat2", sysFaccessat},
+		unix.SYS_GETCWD:            {"getcwd", sysGetcwd},
+		unix.SYS_LSEEK:             {"lseek", sysLseek},
+		unix.SYS_GETDENTS64:        {"getdents64", sysGetdents64},
 		unix.SYS_PIPE2:             {"pipe2", sysPipe2},
 		unix.SYS_PREAD64:           {"pread64", sysPread64},
 		unix.SYS_PWRITE64:          {"pwrite64", sysPwrite64},
@@ -162,7 +165,6 @@ func sysName(nr uint64) string {
 
 // noFile answers a path lookup: the guest has no file system, so no path
 // exists.
-func noFile(t *thread, a *sysArgs) int64 { return -int64(unix.ENOENT) }
 
 func sysRtSigreturn(t *thread, a *sysArgs) int64 {
 	if err := t.sysRtSigreturn(a.rsp, a.nr == shim.NRSigreturn); err != nil {
@@ -217,11 +219,7 @@ func sysSchedGetaffinity(t *thread, a *sysArgs) int64 {
 }
 
 func sysUname(t *thread, a *sysArgs) int64 {
-	buf := make([]byte, 6*65)
-	for i, s := range []string{"Linux", "mote", "6.1.0-mote", "#1 Mote", "x86_64", "(none)"} {
-		copy(buf[i*65:], s)
-	}
-	if err := t.m.mem.copyOut(a.a[0], buf); err != nil {
+	if err := t.m.mem.copyOut(a.a[0], t.m.cfg.Files.Utsname()); err != nil {
 		return errno(err)
 	}
 	return 0

@@ -41,7 +41,6 @@ var (
 	retAllow  = bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW}
 	retNotify = bpf.RetConstant{Val: unix.SECCOMP_RET_USER_NOTIF}
 	retKill   = bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS}
-	retENOENT = bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOENT)}
 	retEINVAL = bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EINVAL)}
 )
 
@@ -74,10 +73,11 @@ var Allowed = map[uint32]string{
 	unix.SYS_EPOLL_PWAIT:       "the netpoller and timers",
 	unix.SYS_EVENTFD2:          "the netpoller's wake-ups",
 	unix.SYS_PIPE2:             "os.Pipe",
-	unix.SYS_UNAME:             "kernel version checks",
 	unix.SYS_FDATASYNC:         "durable block writes",
 	unix.SYS_FSYNC:             "durable block writes",
 	unix.SYS_FSTAT:             "its own descriptors (os.File.Stat: a logger asking what its stderr is)",
+	unix.SYS_LSEEK:             "files of its tree, which the supervisor opened",
+	unix.SYS_GETDENTS64:        "directories of its tree, which the supervisor opened",
 }
 
 // Build assembles the filter for a policy.
@@ -102,9 +102,11 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 	rule(unix.SYS_READ, rw...)
 	rule(unix.SYS_WRITE, rw...)
 
-	// pread64 / pwrite64: a block device, whole sectors, inside it (the
+	// pread64 / pwrite64: on a block device, whole sectors, inside it (the
 	// offset below the size, the count at most 1 MiB; RLIMIT_FSIZE keeps
-	// the last request from growing the file).
+	// the last request from growing the file); on any other descriptor
+	// (a file the supervisor opened from the guest's tree), as the kernel
+	// allows.
 	for _, write := range []bool{false, true} {
 		var body []bpf.Instruction
 		for _, b := range p.Blocks {
@@ -132,7 +134,7 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 				bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(b.FD), SkipFalse: uint8(len(check))})
 			body = append(body, check...)
 		}
-		body = append(body, retNotify)
+		body = append(body, retAllow)
 		if write {
 			rule(unix.SYS_PWRITE64, body...)
 		} else {
@@ -239,10 +241,10 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 		bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: unix.CLOCK_BOOTTIME, SkipTrue: 1},
 		retAllow, retEINVAL)
 
-	// No file system: lookups answer ENOENT, as on hvt.
-	for _, nr := range []uint32{unix.SYS_OPENAT, unix.SYS_READLINKAT, unix.SYS_NEWFSTATAT, unix.SYS_FACCESSAT, unix.SYS_FACCESSAT2} {
-		rule(nr, retENOENT)
-	}
+	// The calls that name a path (openat, newfstatat, faccessat,
+	// readlinkat, getcwd), and uname (whose node name is the host's), are
+	// not allowed: they go to the supervisor,
+	// which answers them from the guest's tree (files.go).
 	rule(unix.SYS_PRCTL, retEINVAL)
 
 	// Socket options: success with no effect on abi.StackSocketFD (a

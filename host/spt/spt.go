@@ -26,6 +26,7 @@ import (
 	"github.com/moteos/mote/host/procs"
 	"github.com/moteos/mote/host/ringdev"
 	"github.com/moteos/mote/host/sysnames"
+	"github.com/moteos/mote/host/vfs"
 )
 
 // Exit statuses, as the hvt tender's.
@@ -50,6 +51,10 @@ type Config struct {
 	NICs   []NIC
 	Blocks []Block
 	Trees  []abi.Tree
+	// Files is the guest's file tree (nil: none, every path is ENOENT);
+	// Cwd its working directory ("" is /).
+	Files *vfs.FS
+	Cwd   string
 
 	Stdout, Stderr io.Writer
 
@@ -222,7 +227,10 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	done := make(chan struct{})
-	var sup supervisor
+	sup := supervisor{files: files{fs: cfg.Files, cwd: cfg.Cwd}}
+	if sup.files.cwd == "" {
+		sup.files.cwd = "/"
+	}
 	sup.wg.Add(1) // before the goroutine runs: wait must not return before it ends
 	go sup.watch(mine, cmd.Process, cfg.Strict, done)
 	go func() {
@@ -281,6 +289,7 @@ func orDiscard(w io.Writer) io.Writer {
 
 // supervisor answers the filter's notifications: calls outside the ABI.
 type supervisor struct {
+	files   files // the guest's tree, for the calls that name a path
 	mu      sync.Mutex
 	wg      sync.WaitGroup
 	bad     string
@@ -347,6 +356,19 @@ func (s *supervisor) watch(sock *os.File, proc *os.Process, strict bool, done <-
 		}
 		var req seccompNotif
 		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), ioctlNotifRecv, uintptr(unsafe.Pointer(&req))); e != 0 {
+			continue
+		}
+		if pathCalls[req.Nr] {
+			res, answered := s.files.serve(listener, &req)
+			if !answered {
+				resp := seccompNotifResp{ID: req.ID}
+				if res < 0 {
+					resp.Error = int32(res)
+				} else {
+					resp.Val = res
+				}
+				unix.Syscall(unix.SYS_IOCTL, uintptr(listener), ioctlNotifSend, uintptr(unsafe.Pointer(&resp)))
+			}
 			continue
 		}
 		name := sysnames.Name(uint64(req.Nr))

@@ -22,8 +22,13 @@ func main() {
 	httpAddr := flag.String("http", ":8080", "HTTP address")
 	udpAddr := flag.String("udp", ":5353", "UDP echo address")
 	dnsAddr := flag.String("dns", ":5300", "DNS server address (UDP and TCP)")
+	files := flag.String("files", "", "check the file tree: a read-only mount's path, then a writable one's (comma-separated)")
 	selftest := flag.Bool("selftest", false, "serve on loopback, be its own client, print the results and exit")
 	flag.Parse()
+	if *files != "" {
+		ro, rw, _ := strings.Cut(*files, ",")
+		os.Exit(fileTest(ro, rw))
+	}
 	if *selftest {
 		*httpAddr, *udpAddr, *dnsAddr = "127.0.0.1:8080", "[::1]:5353", "127.0.0.1:5300"
 	}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+)
+
+// fileTest reads and writes the files a service expects, under root (a
+// read-only mount) and rw (a writable one), and prints what it found;
+// it returns the exit status.
+func fileTest(root, rw string) int {
+	status := 0
+	check := func(what string, err error) {
+		if err != nil {
+			fmt.Printf("files: %s: %v\n", what, err)
+			status = 1
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(root, "config.yaml"))
+	check("read config", err)
+	fmt.Printf("files: config %q\n", b)
+	var walked []string
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		walked = append(walked, strings.TrimPrefix(p, root))
+		return nil
+	})
+	check("walk", err)
+	fmt.Printf("files: walk %s\n", strings.Join(walked, " "))
+	_, err = os.ReadFile(filepath.Join(root, "escape"))
+	fmt.Printf("files: escape %v\n", err)
+	err = os.WriteFile(filepath.Join(root, "new"), []byte("x"), 0o644)
+	fmt.Printf("files: write to read-only %v\n", err)
+	f, err := os.CreateTemp(rw, "out-*.txt")
+	check("create temp", err)
+	if err == nil {
+		fmt.Fprintf(f, "written in the unikernel")
+		f.Close()
+		b, err := os.ReadFile(f.Name())
+		fmt.Printf("files: temp %q %v\n", b, err)
+	}
+	hosts, err := os.ReadFile("/etc/hosts")
+	check("/etc/hosts", err)
+	fmt.Printf("files: hosts has localhost %v\n", strings.Contains(string(hosts), "localhost"))
+	addrs, err := net.DefaultResolver.LookupHost(context.Background(), "localhost")
+	fmt.Printf("files: localhost %v %v\n", addrs, err)
+	wd, err := os.Getwd()
+	fmt.Printf("files: cwd %s %v\n", wd, err)
+	h, err := os.Hostname()
+	fmt.Printf("files: hostname %s %v\n", h, err)
+	u, err := user.Current()
+	if err == nil {
+		fmt.Printf("files: user %s %s\n", u.Username, u.Uid)
+	} else {
+		fmt.Printf("files: user %v\n", err)
+	}
+	return status
+}

@@ -1,0 +1,241 @@
+package hvt
+
+import (
+	"path"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/host/vfs"
+)
+
+// The guest's files: the calls that name a path are resolved in the
+// guest's tree (host/vfs, Config.Files); a file opened there is a host
+// descriptor the tender reads, writes, seeks and lists for the guest
+// (fileTree), as the spt supervisor installs the same descriptor in its
+// guest.
+
+const pathMax = 4096
+
+// guestPath reads the path argument at va and makes it absolute: relative
+// to dirfd when that is a directory of the tree, else to the working
+// directory (AT_FDCWD).
+func (t *thread) guestPath(dirfd int32, va uint64) (string, int64) {
+	p, err := t.m.mem.readString(va, pathMax)
+	if err != nil {
+		if err == unix.ENAMETOOLONG {
+			return "", -int64(unix.ENAMETOOLONG)
+		}
+		return "", -int64(unix.EFAULT)
+	}
+	base := t.m.cwd()
+	if p != "" && p[0] != '/' && dirfd != unix.AT_FDCWD {
+		f := t.m.fds.get(uint64(uint32(dirfd)))
+		if f == nil {
+			return "", -int64(unix.EBADF)
+		}
+		if f.kind != fileTree {
+			return "", -int64(unix.ENOTDIR)
+		}
+		base = f.name
+	}
+	gp, err := vfs.Clean(p, base)
+	if err != nil {
+		return "", errno(err)
+	}
+	return gp, 0
+}
+
+func (m *machine) cwd() string {
+	if m.cfg.Cwd == "" {
+		return "/"
+	}
+	return path.Clean(m.cfg.Cwd)
+}
+
+func sysOpenat(t *thread, a *sysArgs) int64 {
+	gp, res := t.guestPath(int32(a.a[0]), a.a[1])
+	if res != 0 {
+		return res
+	}
+	if t.m.cfg.Files == nil {
+		return -int64(unix.ENOENT)
+	}
+	flags := int(a.a[2])
+	osf, err := t.m.cfg.Files.Open(gp, flags, uint32(a.a[3]))
+	if err != nil {
+		return errno(err)
+	}
+	// The table owns a descriptor of its own, not the *os.File's.
+	host, err := unix.FcntlInt(osf.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	osf.Close()
+	if err != nil {
+		return errno(err)
+	}
+	acc := flags & unix.O_ACCMODE
+	f := &file{kind: fileTree, host: host, name: gp,
+		nonblock: flags&unix.O_NONBLOCK != 0, cloexec: flags&unix.O_CLOEXEC != 0,
+		readable: flags&unix.O_PATH == 0 && (acc == unix.O_RDONLY || acc == unix.O_RDWR),
+		writable: flags&unix.O_PATH == 0 && (acc == unix.O_WRONLY || acc == unix.O_RDWR),
+	}
+	fd := t.m.fds.add(f)
+	if fd < 0 {
+		unix.Close(host)
+	}
+	return fd
+}
+
+func sysNewfstatat(t *thread, a *sysArgs) int64 {
+	flags := int(a.a[3])
+	if flags&unix.AT_EMPTY_PATH != 0 {
+		if p, err := t.m.mem.readString(a.a[1], 1); err == nil && p == "" {
+			return sysFstat(t, &sysArgs{a: [6]uint64{uint64(uint32(int32(a.a[0]))), a.a[2]}})
+		}
+	}
+	gp, res := t.guestPath(int32(a.a[0]), a.a[1])
+	if res != 0 {
+		return res
+	}
+	if t.m.cfg.Files == nil {
+		return -int64(unix.ENOENT)
+	}
+	st, err := t.m.cfg.Files.Stat(gp, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	if err != nil {
+		return errno(err)
+	}
+	return t.copyStat(&st, a.a[2])
+}
+
+// statOut writes fstat(host) to the guest at va.
+func (t *thread) statOut(host int, va uint64) int64 {
+	var st unix.Stat_t
+	if err := unix.Fstat(host, &st); err != nil {
+		return errno(err)
+	}
+	return t.copyStat(&st, va)
+}
+
+func (t *thread) copyStat(st *unix.Stat_t, va uint64) int64 {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(st)), unsafe.Sizeof(*st))
+	if err := t.m.mem.copyOut(va, b); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return 0
+}
+
+func sysFaccessat(t *thread, a *sysArgs) int64 {
+	gp, res := t.guestPath(int32(a.a[0]), a.a[1])
+	if res != 0 {
+		return res
+	}
+	if t.m.cfg.Files == nil {
+		return -int64(unix.ENOENT)
+	}
+	if err := t.m.cfg.Files.Access(gp, uint32(a.a[2])); err != nil {
+		return errno(err)
+	}
+	return 0
+}
+
+func sysReadlinkat(t *thread, a *sysArgs) int64 {
+	gp, res := t.guestPath(int32(a.a[0]), a.a[1])
+	if res != 0 {
+		return res
+	}
+	if t.m.cfg.Files == nil {
+		return -int64(unix.ENOENT)
+	}
+	l, err := t.m.cfg.Files.Readlink(gp)
+	if err != nil {
+		return errno(err)
+	}
+	b := []byte(l)
+	if uint64(len(b)) > a.a[3] {
+		b = b[:a.a[3]]
+	}
+	if err := t.m.mem.copyOut(a.a[2], b); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return int64(len(b))
+}
+
+func sysGetcwd(t *thread, a *sysArgs) int64 {
+	b := append([]byte(t.m.cwd()), 0)
+	if uint64(len(b)) > a.a[1] {
+		return -int64(unix.ERANGE)
+	}
+	if err := t.m.mem.copyOut(a.a[0], b); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return int64(len(b))
+}
+
+// sysLseek seeks a file of the tree; every other descriptor is a stream
+// (console, pipe, eventfd, NIC) or a block device read by offset: ESPIPE,
+// as Linux says for a pipe.
+func sysLseek(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.acquire(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	defer t.m.fds.release(f)
+	if f.kind != fileTree {
+		return -int64(unix.ESPIPE)
+	}
+	off, err := unix.Seek(f.host, int64(a.a[1]), int(a.a[2]))
+	if err != nil {
+		return errno(err)
+	}
+	return off
+}
+
+func sysGetdents64(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.acquire(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	defer t.m.fds.release(f)
+	if f.kind != fileTree {
+		return -int64(unix.ENOTDIR)
+	}
+	buf := make([]byte, min(a.a[2], maxIO))
+	n, err := unix.Getdents(f.host, buf)
+	if err != nil {
+		return errno(err)
+	}
+	if err := t.m.mem.copyOut(a.a[1], buf[:n]); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return int64(n)
+}
+
+// treePread and treePwrite are pread64 and pwrite64 on a file of the tree.
+func (t *thread) treePread(f *file, a *sysArgs) int64 {
+	if !f.readable {
+		return -int64(unix.EBADF)
+	}
+	buf := make([]byte, min(a.a[2], maxIO))
+	n, err := unix.Pread(f.host, buf, int64(a.a[3]))
+	if err != nil {
+		return errno(err)
+	}
+	if err := t.m.mem.copyOut(a.a[1], buf[:n]); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return int64(n)
+}
+
+func (t *thread) treePwrite(f *file, a *sysArgs) int64 {
+	if !f.writable {
+		return -int64(unix.EBADF)
+	}
+	buf := make([]byte, min(a.a[2], maxIO))
+	if err := t.m.mem.copyIn(a.a[1], buf); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	n, err := unix.Pwrite(f.host, buf, int64(a.a[3]))
+	if err != nil {
+		return errno(err)
+	}
+	return int64(n)
+}

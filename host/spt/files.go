@@ -1,0 +1,173 @@
+package spt
+
+import (
+	"fmt"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/host/vfs"
+)
+
+// The guest's file calls on spt: the filter sends every call that names a
+// path to the supervisor, which resolves it in the guest's tree
+// (host/vfs), opens the file itself and installs the descriptor in the
+// guest (SECCOMP_IOCTL_NOTIF_ADDFD). Reads, writes, seeks and directory
+// listings on that descriptor then go to the kernel directly. The guest
+// never opens a path on the host.
+
+// pathCalls are the calls the supervisor answers from the tree.
+var pathCalls = map[int32]bool{
+	unix.SYS_OPENAT: true, unix.SYS_NEWFSTATAT: true, unix.SYS_FACCESSAT: true,
+	unix.SYS_FACCESSAT2: true, unix.SYS_READLINKAT: true, unix.SYS_GETCWD: true,
+	unix.SYS_UNAME: true, // the guest's host name, not the host's
+}
+
+// files serves pathCalls for one guest.
+type files struct {
+	fs  *vfs.FS // nil: no tree (every path is ENOENT)
+	cwd string
+}
+
+const (
+	ioctlNotifIDValid = 0x40082102
+	ioctlNotifAddFD   = 0x40182103
+	addFDFlagSend     = 1 << 1 // SECCOMP_ADDFD_FLAG_SEND: add and answer at once
+)
+
+type seccompNotifAddFD struct {
+	ID         uint64
+	Flags      uint32
+	SrcFD      uint32
+	NewFD      uint32
+	NewFDFlags uint32
+}
+
+// serve answers req, a call in pathCalls, on the listener. It returns
+// the call's result (a value or -errno) unless it answered itself.
+func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool) {
+	mem, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", req.Pid), os.O_RDWR, 0)
+	if err != nil {
+		return -int64(unix.ESRCH), false
+	}
+	defer mem.Close()
+	// The memory file belongs to the calling thread only if the
+	// notification is still pending: its pid was not reused meanwhile.
+	id := req.ID
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), ioctlNotifIDValid, uintptr(unsafe.Pointer(&id))); e != 0 {
+		return -int64(unix.ESRCH), false
+	}
+	a := req.Args
+	switch req.Nr {
+	case unix.SYS_GETCWD:
+		return f.getcwd(mem, a[0], a[1]), false
+	case unix.SYS_UNAME:
+		if _, err := mem.WriteAt(f.fs.Utsname(), int64(a[0])); err != nil {
+			return -int64(unix.EFAULT), false
+		}
+		return 0, false
+	}
+	dirfd := int32(a[0])
+	p, err := readString(mem, a[1])
+	if err != nil {
+		return -int64(unix.EFAULT), false
+	}
+	if p != "" && p[0] != '/' && dirfd != unix.AT_FDCWD {
+		// Relative to a directory descriptor (os.Root, openat by fd):
+		// the tree does not map descriptors back to guest paths yet.
+		return -int64(unix.EACCES), false
+	}
+	gp, err := vfs.Clean(p, f.cwd)
+	if err != nil {
+		return errno(err), false
+	}
+	if f.fs == nil {
+		return -int64(unix.ENOENT), false
+	}
+	switch req.Nr {
+	case unix.SYS_OPENAT:
+		file, err := f.fs.Open(gp, int(a[2]), uint32(a[3]))
+		if err != nil {
+			return errno(err), false
+		}
+		defer file.Close()
+		add := seccompNotifAddFD{ID: req.ID, Flags: addFDFlagSend, SrcFD: uint32(file.Fd())}
+		if a[2]&unix.O_CLOEXEC != 0 {
+			add.NewFDFlags = unix.O_CLOEXEC
+		}
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), ioctlNotifAddFD, uintptr(unsafe.Pointer(&add))); e != 0 {
+			return -int64(e), false
+		}
+		return 0, true
+	case unix.SYS_NEWFSTATAT:
+		if a[3]&unix.AT_EMPTY_PATH != 0 && p == "" {
+			return -int64(unix.EACCES), false // a descriptor's stat: fstat is allowed
+		}
+		st, err := f.fs.Stat(gp, a[3]&unix.AT_SYMLINK_NOFOLLOW == 0)
+		if err != nil {
+			return errno(err), false
+		}
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&st)), unsafe.Sizeof(st))
+		if _, err := mem.WriteAt(b, int64(a[2])); err != nil {
+			return -int64(unix.EFAULT), false
+		}
+		return 0, false
+	case unix.SYS_FACCESSAT, unix.SYS_FACCESSAT2:
+		return errno(f.fs.Access(gp, uint32(a[2]))), false
+	case unix.SYS_READLINKAT:
+		l, err := f.fs.Readlink(gp)
+		if err != nil {
+			return errno(err), false
+		}
+		b := []byte(l)
+		if uint64(len(b)) > a[3] {
+			b = b[:a[3]]
+		}
+		if _, err := mem.WriteAt(b, int64(a[2])); err != nil {
+			return -int64(unix.EFAULT), false
+		}
+		return int64(len(b)), false
+	}
+	return -int64(unix.ENOSYS), false
+}
+
+func (f *files) getcwd(mem *os.File, buf, size uint64) int64 {
+	b := append([]byte(f.cwd), 0)
+	if uint64(len(b)) > size {
+		return -int64(unix.ERANGE)
+	}
+	if _, err := mem.WriteAt(b, int64(buf)); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return int64(len(b))
+}
+
+// readString reads a NUL-terminated string of at most PATH_MAX bytes.
+func readString(mem *os.File, addr uint64) (string, error) {
+	buf := make([]byte, 4096)
+	n, err := mem.ReadAt(buf, int64(addr))
+	if n == 0 && err != nil {
+		return "", err
+	}
+	for i := 0; i < n; i++ {
+		if buf[i] == 0 {
+			return string(buf[:i]), nil
+		}
+	}
+	if n < len(buf) {
+		return "", unix.EFAULT
+	}
+	return "", unix.ENAMETOOLONG
+}
+
+// errno is err as a negative errno result (0 for nil).
+func errno(err error) int64 {
+	if err == nil {
+		return 0
+	}
+	if e, ok := err.(unix.Errno); ok {
+		return -int64(e)
+	}
+	return -int64(unix.EIO)
+}

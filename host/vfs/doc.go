@@ -1,0 +1,20 @@
+// Package vfs is the file tree a guest sees, served from the host side on
+// hvt (the tender) and spt (the seccomp supervisor), so that an unmodified
+// program's os.Open, os.ReadFile and os.Stat work in a unikernel:
+//
+//   - host directories mounted at guest paths (mote run -v SRC:/PATH[:ro]),
+//     each resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_XDEV |
+//     RESOLVE_NO_MAGICLINKS) from a descriptor of its root, so that no
+//     "..", symlink (absolute or relative) or rename race leads outside
+//     it: the kernel refuses such a walk with EXDEV;
+//   - a read-only mount refuses writes with EROFS before the host sees them;
+//   - the files a process expects in /etc, made from the run's settings:
+//     hosts (localhost), resolv.conf (the guest network's DNS), passwd and
+//     group (one user, the one who ran mote), hostname, and
+//     /proc/sys/kernel/hostname (which os.Hostname reads).
+//
+// Every open gives a host descriptor (a mounted file, or a sealed memfd
+// for a made file): the tender serves reads and writes on it, and the spt
+// supervisor installs it in the guest. Paths are guest paths, cleaned
+// lexically ("a/../b" is "b") before a mount is chosen.
+package vfs

@@ -1,0 +1,314 @@
+package vfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mount is a host directory seen at a guest path.
+type Mount struct {
+	Guest    string // absolute guest path
+	Host     string // host directory
+	ReadOnly bool
+}
+
+// Config describes a guest's tree.
+type Config struct {
+	Mounts   []Mount
+	Hostname string   // /etc/hostname and /etc/hosts ("mote" if empty)
+	DNS      []string // nameservers for /etc/resolv.conf
+	UID, GID int      // the one user of /etc/passwd and /etc/group
+	User     string   // its name
+}
+
+// FS is a guest's file tree. Its methods are safe for concurrent use.
+type FS struct {
+	host   string
+	mounts []mount           // longest guest path first
+	files  map[string][]byte // made files, read-only
+	dirs   map[string]bool   // directories that exist only as parents
+}
+
+type mount struct {
+	guest string
+	root  *os.File // O_PATH descriptor of the host directory
+	ro    bool
+}
+
+// New checks the mounts (each source must be a directory) and makes the
+// /etc files. The caller closes the FS when the guest is gone.
+func New(cfg Config) (*FS, error) {
+	fs := &FS{files: map[string][]byte{}, dirs: map[string]bool{"/": true}}
+	for _, m := range cfg.Mounts {
+		g := path.Clean(m.Guest)
+		if !path.IsAbs(m.Guest) || g == "/" {
+			fs.Close()
+			return nil, fmt.Errorf("mount %s: the guest path must be absolute and not /", m.Guest)
+		}
+		fd, err := unix.Open(m.Host, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fs.Close()
+			return nil, fmt.Errorf("mount %s:%s: %w", m.Host, m.Guest, &os.PathError{Op: "open", Path: m.Host, Err: err})
+		}
+		fs.mounts = append(fs.mounts, mount{guest: g, root: os.NewFile(uintptr(fd), m.Host), ro: m.ReadOnly})
+		fs.addParents(g)
+	}
+	sort.SliceStable(fs.mounts, func(i, j int) bool { return len(fs.mounts[i].guest) > len(fs.mounts[j].guest) })
+	host := cfg.Hostname
+	if host == "" {
+		host = "mote"
+	}
+	fs.host = host
+	user := cfg.User
+	if user == "" {
+		user = "mote"
+	}
+	var resolv strings.Builder
+	for _, d := range cfg.DNS {
+		fmt.Fprintf(&resolv, "nameserver %s\n", d)
+	}
+	for name, body := range map[string]string{
+		"/etc/hosts":    fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", host),
+		"/etc/hostname": host + "\n",
+		// os.Hostname reads it before it asks uname.
+		"/proc/sys/kernel/hostname": host + "\n",
+		"/etc/resolv.conf":          resolv.String(),
+		"/etc/passwd":               fmt.Sprintf("%s:x:%d:%d:%s:/:/nonexistent\n", user, cfg.UID, cfg.GID, user),
+		"/etc/group":                fmt.Sprintf("%s:x:%d:\n", user, cfg.GID),
+	} {
+		if fs.mountOf(name) == nil { // a mount over /etc wins
+			fs.files[name] = []byte(body)
+			fs.addParents(name)
+		}
+	}
+	return fs, nil
+}
+
+func (fs *FS) addParents(p string) {
+	for d := path.Dir(p); ; d = path.Dir(d) {
+		fs.dirs[d] = true
+		if d == "/" {
+			return
+		}
+	}
+}
+
+// Close releases the mounts' descriptors.
+func (fs *FS) Close() {
+	for _, m := range fs.mounts {
+		m.root.Close()
+	}
+}
+
+// mountOf returns the mount holding guest path p, nil if none.
+func (fs *FS) mountOf(p string) *mount {
+	for i := range fs.mounts {
+		m := &fs.mounts[i]
+		if p == m.guest || strings.HasPrefix(p, m.guest+"/") {
+			return m
+		}
+	}
+	return nil
+}
+
+// maxPath is Linux's PATH_MAX.
+const maxPath = 4096
+
+// Clean makes a guest path absolute (relative ones are taken from cwd)
+// and lexically clean, or says why it is not a path.
+func Clean(p, cwd string) (string, error) {
+	if p == "" {
+		return "", unix.ENOENT
+	}
+	if len(p) >= maxPath {
+		return "", unix.ENAMETOOLONG
+	}
+	if strings.IndexByte(p, 0) >= 0 {
+		return "", unix.EINVAL
+	}
+	if !path.IsAbs(p) {
+		p = path.Join(cwd, p)
+	}
+	return path.Clean(p), nil
+}
+
+// writeFlags are the open flags that write or may create.
+const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | unix.O_APPEND
+
+// Open opens the guest path p (absolute, clean) with open(2)'s flags and
+// mode, and returns a host descriptor for it. Errors are errnos.
+func (fs *FS) Open(p string, flags int, mode uint32) (*os.File, error) {
+	if m := fs.mountOf(p); m != nil {
+		if m.ro && flags&writeFlags != 0 {
+			return nil, unix.EROFS
+		}
+		return m.open(p, flags&^unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, mode, flags&unix.O_NOFOLLOW != 0)
+	}
+	if body, ok := fs.files[p]; ok {
+		if flags&writeFlags != 0 {
+			return nil, unix.EROFS
+		}
+		if flags&unix.O_DIRECTORY != 0 {
+			return nil, unix.ENOTDIR
+		}
+		return sealed(path.Base(p), body)
+	}
+	if fs.dirs[p] {
+		if flags&writeFlags != 0 {
+			return nil, unix.EISDIR
+		}
+		// A made directory has no host object to list.
+		return nil, unix.EACCES
+	}
+	if flags&unix.O_CREAT != 0 {
+		return nil, unix.EROFS // outside every mount nothing can be made
+	}
+	return nil, unix.ENOENT
+}
+
+// open resolves p beneath the mount's root on the host.
+func (m *mount) open(p string, flags int, mode uint32, nofollow bool) (*os.File, error) {
+	rel := strings.TrimPrefix(strings.TrimPrefix(p, m.guest), "/")
+	if rel == "" {
+		rel = "."
+	}
+	how := unix.OpenHow{
+		Flags:   uint64(flags),
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	if flags&unix.O_CREAT != 0 || flags&unix.O_TMPFILE == unix.O_TMPFILE {
+		how.Mode = uint64(mode & 0o7777)
+	}
+	if nofollow {
+		how.Flags |= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Openat2(int(m.root.Fd()), rel, &how)
+	if err != nil {
+		if errors.Is(err, unix.EXDEV) {
+			return nil, unix.EACCES // a walk that would leave the mount
+		}
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// sealed returns a read-only descriptor of a memory file holding body.
+func sealed(name string, body []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, err
+	}
+	// A read-only descriptor of the same file, at offset 0.
+	ro, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(ro), name), nil
+}
+
+// Stat is stat(2) of guest path p: lstat when follow is false.
+func (fs *FS) Stat(p string, follow bool) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if m := fs.mountOf(p); m != nil {
+		flags := unix.O_PATH | unix.O_CLOEXEC
+		f, err := m.open(p, flags, 0, !follow)
+		if err != nil {
+			return st, err
+		}
+		defer f.Close()
+		err = unix.Fstat(int(f.Fd()), &st)
+		return st, err
+	}
+	if body, ok := fs.files[p]; ok {
+		st.Mode, st.Size, st.Nlink, st.Blksize = unix.S_IFREG|0o444, int64(len(body)), 1, 4096
+		return st, nil
+	}
+	if fs.dirs[p] {
+		st.Mode, st.Nlink, st.Blksize = unix.S_IFDIR|0o555, 2, 4096
+		return st, nil
+	}
+	return st, unix.ENOENT
+}
+
+// Readlink is readlink(2) of guest path p.
+func (fs *FS) Readlink(p string) (string, error) {
+	m := fs.mountOf(p)
+	if m == nil {
+		if _, err := fs.Stat(p, false); err != nil {
+			return "", err
+		}
+		return "", unix.EINVAL // not a link
+	}
+	f, err := m.open(p, unix.O_PATH|unix.O_CLOEXEC, 0, true)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	buf := make([]byte, maxPath)
+	n, err := unix.Readlinkat(int(f.Fd()), "", buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// Access is faccessat(2) of guest path p for mode (R_OK, W_OK, X_OK, or
+// F_OK): the host decides for mounted files, a read-only mount refuses
+// W_OK with EROFS, made files are readable only.
+func (fs *FS) Access(p string, mode uint32) error {
+	if m := fs.mountOf(p); m != nil {
+		if m.ro && mode&unix.W_OK != 0 {
+			if _, err := fs.Stat(p, true); err != nil {
+				return err
+			}
+			return unix.EROFS
+		}
+		f, err := m.open(p, unix.O_PATH|unix.O_CLOEXEC, 0, false)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return unix.Faccessat(int(f.Fd()), "", mode, unix.AT_EMPTY_PATH)
+	}
+	if _, err := fs.Stat(p, true); err != nil {
+		return err
+	}
+	if mode&(unix.W_OK|unix.X_OK) != 0 {
+		if fs.dirs[p] && mode&unix.W_OK == 0 {
+			return nil // a made directory can be searched
+		}
+		return unix.EACCES
+	}
+	return nil
+}
+
+// Utsname is struct utsname as uname(2) gives it to the guest: the
+// kernel's name and version are Mote's, the node name is the tree's host
+// name (as /etc/hostname says), never the host's.
+func (fs *FS) Utsname() []byte {
+	host := "mote"
+	if fs != nil {
+		host = fs.host
+	}
+	buf := make([]byte, 6*65)
+	for i, s := range []string{"Linux", host, "6.1.0-mote", "#1 Mote", "x86_64", "(none)"} {
+		copy(buf[i*65:i*65+64], s)
+	}
+	return buf
+}

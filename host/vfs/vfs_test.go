@@ -1,0 +1,137 @@
+package vfs
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func newTestFS(t *testing.T) (*FS, string, string) {
+	t.Helper()
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	outside := filepath.Join(root, "outside")
+	for _, d := range []string{data, outside, filepath.Join(data, "sub")} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.WriteFile(filepath.Join(data, "config.yaml"), []byte("port: 8080\n"), 0o644)
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("host secret\n"), 0o644)
+	os.Symlink(filepath.Join(outside, "secret"), filepath.Join(data, "abs-link"))
+	os.Symlink("../outside/secret", filepath.Join(data, "rel-link"))
+	os.Symlink("config.yaml", filepath.Join(data, "ok-link"))
+	rw := filepath.Join(root, "rw")
+	os.MkdirAll(rw, 0o755)
+	fs, err := New(Config{
+		Mounts:   []Mount{{Guest: "/srv/data", Host: data, ReadOnly: true}, {Guest: "/var/rw", Host: rw}},
+		Hostname: "box", DNS: []string{"10.0.2.3"}, UID: 1000, GID: 1000, User: "dev",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fs.Close)
+	return fs, data, rw
+}
+
+func read(t *testing.T, fs *FS, p string) (string, error) {
+	t.Helper()
+	f, err := fs.Open(p, unix.O_RDONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	return string(b), err
+}
+
+func TestOpenMountsAndMadeFiles(t *testing.T) {
+	fs, _, rw := newTestFS(t)
+	for p, want := range map[string]string{
+		"/srv/data/config.yaml": "port: 8080\n",
+		"/srv/data/ok-link":     "port: 8080\n",
+		"/etc/hostname":         "box\n",
+		"/etc/resolv.conf":      "nameserver 10.0.2.3\n",
+	} {
+		if got, err := read(t, fs, p); err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", p, got, err, want)
+		}
+	}
+	if got, _ := read(t, fs, "/etc/hosts"); !strings.Contains(got, "127.0.0.1\tlocalhost") {
+		t.Errorf("/etc/hosts: %q", got)
+	}
+	if got, _ := read(t, fs, "/etc/passwd"); got != "dev:x:1000:1000:dev:/:/nonexistent\n" {
+		t.Errorf("/etc/passwd: %q", got)
+	}
+	f, err := fs.Open("/var/rw/new.txt", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("written by the guest")
+	f.Close()
+	if b, _ := os.ReadFile(filepath.Join(rw, "new.txt")); string(b) != "written by the guest" {
+		t.Errorf("rw mount: %q", b)
+	}
+	if st, err := fs.Stat("/srv", true); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		t.Errorf("stat /srv: %v %o", err, st.Mode)
+	}
+	if st, err := fs.Stat("/srv/data/sub", true); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		t.Errorf("stat /srv/data/sub: %v %o", err, st.Mode)
+	}
+	if l, err := fs.Readlink("/srv/data/ok-link"); err != nil || l != "config.yaml" {
+		t.Errorf("readlink: %q %v", l, err)
+	}
+}
+
+// Every way out of a mount is refused, and a read-only mount is read-only.
+func TestEscapesAndReadOnly(t *testing.T) {
+	fs, _, _ := newTestFS(t)
+	for _, c := range []struct {
+		path  string
+		flags int
+		want  error
+	}{
+		{"/srv/data/abs-link", unix.O_RDONLY, unix.EACCES},
+		{"/srv/data/rel-link", unix.O_RDONLY, unix.EACCES},
+		{"/srv/data/config.yaml", unix.O_RDWR, unix.EROFS},
+		{"/srv/data/new", unix.O_WRONLY | unix.O_CREAT, unix.EROFS},
+		{"/etc/hosts", unix.O_WRONLY, unix.EROFS},
+		{"/nosuch", unix.O_RDONLY, unix.ENOENT},
+		{"/newfile", unix.O_WRONLY | unix.O_CREAT, unix.EROFS},
+		{"/proc/self/mem", unix.O_RDONLY, unix.ENOENT},
+	} {
+		f, err := fs.Open(c.path, c.flags, 0o644)
+		if err == nil {
+			f.Close()
+		}
+		if !errors.Is(err, c.want) {
+			t.Errorf("open %s %#x: %v, want %v", c.path, c.flags, err, c.want)
+		}
+	}
+	// ".." is lexical: it cannot climb out of the guest's root.
+	if p, _ := Clean("/srv/data/../../../../etc/hosts", "/"); p != "/etc/hosts" {
+		t.Errorf("Clean: %q", p)
+	}
+	if _, err := Clean(strings.Repeat("a/", 2100), "/"); err != unix.ENAMETOOLONG {
+		t.Errorf("long path: %v", err)
+	}
+	if _, err := Clean("/etc/ho\x00sts", "/"); err != unix.EINVAL {
+		t.Errorf("NUL: %v", err)
+	}
+	if err := fs.Access("/srv/data/config.yaml", unix.W_OK); err != unix.EROFS {
+		t.Errorf("access W_OK on ro: %v", err)
+	}
+	if err := fs.Access("/srv/data/config.yaml", unix.R_OK); err != nil {
+		t.Errorf("access R_OK: %v", err)
+	}
+}
+
+func TestMountSourceMustExist(t *testing.T) {
+	_, err := New(Config{Mounts: []Mount{{Guest: "/data", Host: "/nonexistent/dir"}}})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/dir") {
+		t.Fatalf("err = %v", err)
+	}
+}
