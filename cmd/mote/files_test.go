@@ -9,7 +9,8 @@ import (
 
 // TestUnmodifiedFiles runs testdata/unmodified's file checks in a
 // unikernel with a read-only and a writable mount (-v), -w and
-// --hostname: reads, a directory walk, os.CreateTemp, /etc/hosts and the
+// --hostname: reads, a directory walk, os.CreateTemp, /tmp (MkdirTemp,
+// truncate, chmod, rename, RemoveAll), /etc/hosts and the
 // name localhost, the working directory, the host name, the user; a
 // symlink out of the mount and a write to the read-only one are refused.
 func TestUnmodifiedFiles(t *testing.T) {
@@ -46,6 +47,7 @@ func TestUnmodifiedFiles(t *testing.T) {
 				"files: cwd /srv <nil>",
 				"files: hostname box <nil>",
 				"files: user ",
+				`files: tmp /tmp "0123" removed true`,
 			} {
 				if o.status != 0 || !strings.Contains(o.stdout, want) {
 					t.Fatalf("status %d, no %q in\n%s%s", o.status, want, o.stdout, o.stderr)

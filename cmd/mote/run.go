@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -57,7 +58,8 @@ flags:
                          (hvt, spt; repeatable; ro: read-only). Nothing can
                          be reached outside it: no .., symlink or rename
                          escapes. /etc/hosts, /etc/resolv.conf, /etc/passwd,
-                         /etc/group and /etc/hostname are made for the guest
+                         /etc/group and /etc/hostname are made for the guest,
+                         and /tmp is a writable directory of its own
   -w DIR                 the guest's working directory (default /)
   --hostname NAME        the guest's host name (default mote)
   --strict               stop the guest on a system call outside the ABI
@@ -312,9 +314,11 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 }
 
 // fileTree makes the guest's file tree from -v, --hostname and the
-// NICs' DNS servers. A mount source that does not exist is an error here,
-// before the guest starts.
-func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, error) {
+// NICs' DNS servers, with a writable /tmp of its own (a host temporary
+// directory, removed by the returned function) unless -v mounts one. A
+// mount source that does not exist is an error here, before the guest
+// starts.
+func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 	u, _ := user.Current()
 	cfg := vfs.Config{Hostname: o.host, UID: os.Getuid(), GID: os.Getgid()}
 	if u != nil {
@@ -323,14 +327,31 @@ func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, error) {
 	for _, n := range nics {
 		cfg.DNS = append(cfg.DNS, n.DNS...)
 	}
+	tmp := true
 	for _, v := range o.volumes {
 		m, err := parseVolume(v)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cfg.Mounts = append(cfg.Mounts, m)
+		tmp = tmp && path.Clean(m.Guest) != "/tmp"
 	}
-	return vfs.New(cfg)
+	cleanup := func() {}
+	if tmp {
+		// A writable /tmp of the guest's own, gone with it.
+		if dir, err := os.MkdirTemp("", "mote-tmp-"); err != nil {
+			fmt.Fprintf(os.Stderr, "mote: the guest has no /tmp: %v (set TMPDIR, or mount one with -v DIR:/tmp)\n", err)
+		} else {
+			cleanup = func() { os.RemoveAll(dir) }
+			cfg.Mounts = append(cfg.Mounts, vfs.Mount{Guest: "/tmp", Host: dir})
+		}
+	}
+	fs, err := vfs.New(cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return fs, func() { fs.Close(); cleanup() }, nil
 }
 
 // parseVolume parses -v SRC:/PATH[:ro], as docker run does: SRC a host
@@ -463,10 +484,11 @@ func (o runOptions) devices() (_ *devices, status int, err error) {
 		d.closers = append(d.closers, func() { f.Close() })
 		d.blocks = append(d.blocks, blockDev{name, f, ro, 0})
 	}
-	if d.files, err = o.fileTree(d.nics); err != nil {
+	var closeFiles func()
+	if d.files, closeFiles, err = o.fileTree(d.nics); err != nil {
 		return nil, exitError, err
 	}
-	d.closers = append(d.closers, d.files.Close)
+	d.closers = append(d.closers, closeFiles)
 	for _, t := range o.trees {
 		name, src, ok := strings.Cut(t, "=")
 		if !ok || !abi.ValidName(name) || src == "" || len(name) > 29 {

@@ -239,3 +239,76 @@ func (t *thread) treePwrite(f *file, a *sysArgs) int64 {
 	}
 	return int64(n)
 }
+
+// treeCall resolves the path at argument i (with its dirfd before it)
+// and runs op on the guest's tree.
+func (t *thread) treeCall(dirfd, va uint64, op func(fs *vfs.FS, p string) error) int64 {
+	gp, res := t.guestPath(int32(dirfd), va)
+	if res != 0 {
+		return res
+	}
+	if t.m.cfg.Files == nil {
+		return -int64(unix.ENOENT)
+	}
+	if err := op(t.m.cfg.Files, gp); err != nil {
+		return errno(err)
+	}
+	return 0
+}
+
+func sysMkdirat(t *thread, a *sysArgs) int64 {
+	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, p string) error { return fs.Mkdir(p, uint32(a.a[2])) })
+}
+
+func sysUnlinkat(t *thread, a *sysArgs) int64 {
+	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, p string) error { return fs.Unlink(p, int(a.a[2])) })
+}
+
+func sysFchmodat(t *thread, a *sysArgs) int64 {
+	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, p string) error { return fs.Chmod(p, uint32(a.a[2])) })
+}
+
+// sysRenameat serves renameat and renameat2 (whose flags are in a.a[4]).
+func sysRenameat(t *thread, a *sysArgs) int64 {
+	to, res := t.guestPath(int32(a.a[2]), a.a[3])
+	if res != 0 {
+		return res
+	}
+	var flags uint
+	if a.nr == unix.SYS_RENAMEAT2 {
+		flags = uint(a.a[4])
+	}
+	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, from string) error { return fs.Rename(from, to, flags) })
+}
+
+// sysFdOp serves ftruncate and fchmod on a file of the tree.
+func sysFdOp(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.acquire(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	defer t.m.fds.release(f)
+	if f.kind != fileTree {
+		return -int64(unix.EINVAL)
+	}
+	var err error
+	if a.nr == unix.SYS_FTRUNCATE {
+		if !f.writable {
+			return -int64(unix.EINVAL) // as Linux says for a descriptor not open for writing
+		}
+		err = unix.Ftruncate(f.host, int64(a.a[1]))
+	} else {
+		err = unix.Fchmod(f.host, uint32(a.a[1]))
+	}
+	if err != nil {
+		return errno(err)
+	}
+	return 0
+}
+
+func sysTruncate(t *thread, a *sysArgs) int64 {
+	return t.treeCall(atFDCWD, a.a[0], func(fs *vfs.FS, p string) error { return fs.Truncate(p, int64(a.a[1])) })
+}
+
+// atFDCWD is AT_FDCWD as a system call's 64-bit argument.
+const atFDCWD = uint64(1<<64 + unix.AT_FDCWD)

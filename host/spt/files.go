@@ -21,7 +21,9 @@ import (
 var pathCalls = map[int32]bool{
 	unix.SYS_OPENAT: true, unix.SYS_NEWFSTATAT: true, unix.SYS_FACCESSAT: true,
 	unix.SYS_FACCESSAT2: true, unix.SYS_READLINKAT: true, unix.SYS_GETCWD: true,
-	unix.SYS_UNAME: true, // the guest's host name, not the host's
+	unix.SYS_UNAME:   true, // the guest's host name, not the host's
+	unix.SYS_MKDIRAT: true, unix.SYS_UNLINKAT: true, unix.SYS_RENAMEAT: true,
+	unix.SYS_RENAMEAT2: true, unix.SYS_FCHMODAT: true, unix.SYS_TRUNCATE: true,
 }
 
 // files serves pathCalls for one guest.
@@ -68,17 +70,19 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		}
 		return 0, false
 	}
-	dirfd := int32(a[0])
-	p, err := readString(mem, a[1])
+	dirfd, pathArg := int32(a[0]), a[1]
+	if req.Nr == unix.SYS_TRUNCATE { // truncate(path, length)
+		dirfd, pathArg = unix.AT_FDCWD, a[0]
+	}
+	p, err := readString(mem, pathArg)
 	if err != nil {
 		return -int64(unix.EFAULT), false
 	}
-	if p != "" && p[0] != '/' && dirfd != unix.AT_FDCWD {
-		// Relative to a directory descriptor (os.Root, openat by fd):
-		// the tree does not map descriptors back to guest paths yet.
-		return -int64(unix.EACCES), false
+	base, res := f.base(req.Pid, dirfd, p)
+	if res != 0 {
+		return res, false
 	}
-	gp, err := vfs.Clean(p, f.cwd)
+	gp, err := vfs.Clean(p, base)
 	if err != nil {
 		return errno(err), false
 	}
@@ -86,6 +90,32 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		return -int64(unix.ENOENT), false
 	}
 	switch req.Nr {
+	case unix.SYS_MKDIRAT:
+		return errno(f.fs.Mkdir(gp, uint32(a[2]))), false
+	case unix.SYS_TRUNCATE:
+		return errno(f.fs.Truncate(gp, int64(a[1]))), false
+	case unix.SYS_UNLINKAT:
+		return errno(f.fs.Unlink(gp, int(a[2]))), false
+	case unix.SYS_FCHMODAT:
+		return errno(f.fs.Chmod(gp, uint32(a[2]))), false
+	case unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2:
+		to, err := readString(mem, a[3])
+		if err != nil {
+			return -int64(unix.EFAULT), false
+		}
+		tbase, res := f.base(req.Pid, int32(a[2]), to)
+		if res != 0 {
+			return res, false
+		}
+		gto, err := vfs.Clean(to, tbase)
+		if err != nil {
+			return errno(err), false
+		}
+		var flags uint
+		if req.Nr == unix.SYS_RENAMEAT2 {
+			flags = uint(a[4])
+		}
+		return errno(f.fs.Rename(gp, gto, flags)), false
 	case unix.SYS_OPENAT:
 		file, err := f.fs.Open(gp, int(a[2]), uint32(a[3]))
 		if err != nil {
@@ -130,6 +160,27 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		return int64(len(b)), false
 	}
 	return -int64(unix.ENOSYS), false
+}
+
+// base is the directory a relative path p is taken from: the working
+// directory, or the guest path of the directory descriptor dirfd (what
+// the kernel says of the guest's descriptor, mapped back into the tree).
+func (f *files) base(pid uint32, dirfd int32, p string) (string, int64) {
+	if p == "" || p[0] == '/' || dirfd == unix.AT_FDCWD {
+		return f.cwd, 0
+	}
+	host, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, dirfd))
+	if err != nil {
+		return "", -int64(unix.EBADF)
+	}
+	if f.fs == nil {
+		return "", -int64(unix.ENOTDIR)
+	}
+	g, ok := f.fs.GuestPath(host)
+	if !ok {
+		return "", -int64(unix.ENOTDIR) // not a directory of the tree
+	}
+	return g, 0
 }
 
 func (f *files) getcwd(mem *os.File, buf, size uint64) int64 {

@@ -241,6 +241,21 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 		bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: unix.CLOCK_BOOTTIME, SkipTrue: 1},
 		retAllow, retEINVAL)
 
+	// ftruncate and fchmod: files of the tree, never a NIC's ring (a
+	// shrunk ring would fault mote's device thread) nor a block device.
+	var fdOps []bpf.Instruction
+	never := append(append([]int{}, p.Rings...), p.ImageFD)
+	for _, b := range p.Blocks {
+		never = append(never, b.FD)
+	}
+	fdOps = append(fdOps, bpf.LoadAbsolute{Off: argLo(0), Size: 4})
+	for i, fd := range never {
+		fdOps = append(fdOps, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(fd), SkipTrue: uint8(len(never) - i)})
+	}
+	fdOps = append(fdOps, retAllow, retEINVAL)
+	rule(unix.SYS_FTRUNCATE, fdOps...)
+	rule(unix.SYS_FCHMOD, fdOps...)
+
 	// The calls that name a path (openat, newfstatat, faccessat,
 	// readlinkat, getcwd), and uname (whose node name is the host's), are
 	// not allowed: they go to the supervisor,

@@ -21,7 +21,7 @@ func TestFilterBuilds(t *testing.T) {
 		t.Errorf("filter has %d instructions", len(f))
 	}
 	conditional := 17                            // read, write, pread64, pwrite64, mmap, mprotect, clone, arch_prctl, tgkill, kill, prlimit64, fcntl, setsockopt, getsockopt, sendmsg, execveat, clock_gettime + prctl (EINVAL); path calls go to the supervisor
-	if n := len(Allowed) + conditional; n > 49 { // 45 before setsockopt/getsockopt on abi.StackSocketFD, fstat, lseek and getdents64
+	if n := len(Allowed) + conditional; n > 51 { // 45 before setsockopt/getsockopt on abi.StackSocketFD, fstat, lseek, getdents64, ftruncate and fchmod
 		t.Errorf("%d system calls allowed", n)
 	}
 	for nr, why := range Allowed {
@@ -85,6 +85,9 @@ func TestFilterArguments(t *testing.T) {
 		{"setsockopt(StackSocketFD)", unix.SYS_SETSOCKOPT, []uint64{abi.StackSocketFD, unix.IPPROTO_IP, unix.IP_PKTINFO}, unix.SECCOMP_RET_ERRNO},
 		{"getsockopt(StackSocketFD)", unix.SYS_GETSOCKOPT, []uint64{abi.StackSocketFD, unix.SOL_SOCKET, unix.SO_RCVBUF}, unix.SECCOMP_RET_ERRNO},
 		{"setsockopt(StackSocketFD + 2^32)", unix.SYS_SETSOCKOPT, []uint64{1<<32 | abi.StackSocketFD, 0, 0}, allow},
+		{"ftruncate(a tree file)", unix.SYS_FTRUNCATE, []uint64{20, 0}, allow},
+		{"ftruncate(the image)", unix.SYS_FTRUNCATE, []uint64{14, 0}, einval},
+		{"fchmod(the image)", unix.SYS_FCHMOD, []uint64{14, 0o777}, einval},
 		{"setsockopt(3): the kernel's ENOTSOCK", unix.SYS_SETSOCKOPT, []uint64{3, unix.SOL_SOCKET, unix.SO_RCVBUF}, allow},
 	} {
 		// The kernel loads each 32-bit word of struct seccomp_data in

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -36,6 +37,7 @@ type FS struct {
 }
 
 type mount struct {
+	host  string // the directory's real path, for GuestPath
 	guest string
 	root  *os.File // O_PATH descriptor of the host directory
 	ro    bool
@@ -56,7 +58,11 @@ func New(cfg Config) (*FS, error) {
 			fs.Close()
 			return nil, fmt.Errorf("mount %s:%s: %w", m.Host, m.Guest, &os.PathError{Op: "open", Path: m.Host, Err: err})
 		}
-		fs.mounts = append(fs.mounts, mount{guest: g, root: os.NewFile(uintptr(fd), m.Host), ro: m.ReadOnly})
+		real, err := filepath.EvalSymlinks(m.Host)
+		if err != nil {
+			real = m.Host
+		}
+		fs.mounts = append(fs.mounts, mount{host: filepath.Clean(real), guest: g, root: os.NewFile(uintptr(fd), m.Host), ro: m.ReadOnly})
 		fs.addParents(g)
 	}
 	sort.SliceStable(fs.mounts, func(i, j int) bool { return len(fs.mounts[i].guest) > len(fs.mounts[j].guest) })
@@ -115,6 +121,21 @@ func (fs *FS) mountOf(p string) *mount {
 		}
 	}
 	return nil
+}
+
+// GuestPath maps a host path inside a mount (what /proc/PID/fd/N says of
+// a descriptor the guest holds) back to the guest path it has there.
+func (fs *FS) GuestPath(host string) (string, bool) {
+	host = filepath.Clean(host)
+	for _, m := range fs.mounts {
+		if host == m.host {
+			return m.guest, true
+		}
+		if rest, ok := strings.CutPrefix(host, m.host+"/"); ok {
+			return path.Join(m.guest, rest), true
+		}
+	}
+	return "", false
 }
 
 // maxPath is Linux's PATH_MAX.
@@ -311,4 +332,94 @@ func (fs *FS) Utsname() []byte {
 		copy(buf[i*65:i*65+64], s)
 	}
 	return buf
+}
+
+// parent resolves the directory that holds guest path p, in p's mount,
+// and returns it with p's last element. Paths outside every mount are
+// read-only: made files and directories cannot change.
+func (fs *FS) parent(p string) (*mount, *os.File, string, error) {
+	m := fs.mountOf(p)
+	if m == nil {
+		if _, ok := fs.files[p]; ok || fs.dirs[p] {
+			return nil, nil, "", unix.EROFS
+		}
+		if _, err := fs.Stat(path.Dir(p), true); err != nil {
+			return nil, nil, "", unix.ENOENT
+		}
+		return nil, nil, "", unix.EROFS
+	}
+	if p == m.guest {
+		return nil, nil, "", unix.EBUSY // the mount point itself
+	}
+	if m.ro {
+		return nil, nil, "", unix.EROFS
+	}
+	dir, err := m.open(path.Dir(p), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0, false)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return m, dir, path.Base(p), nil
+}
+
+// Mkdir is mkdirat(2) of guest path p.
+func (fs *FS) Mkdir(p string, mode uint32) error {
+	if _, err := fs.Stat(p, false); err == nil {
+		return unix.EEXIST
+	}
+	_, dir, name, err := fs.parent(p)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return unix.Mkdirat(int(dir.Fd()), name, mode&0o7777)
+}
+
+// Unlink is unlinkat(2) of guest path p: a directory with
+// unix.AT_REMOVEDIR.
+func (fs *FS) Unlink(p string, flags int) error {
+	_, dir, name, err := fs.parent(p)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return unix.Unlinkat(int(dir.Fd()), name, flags&unix.AT_REMOVEDIR)
+}
+
+// Rename is renameat2(2) of guest paths from and to: within one mount
+// (EXDEV across mounts, as across file systems).
+func (fs *FS) Rename(from, to string, flags uint) error {
+	mf, df, nf, err := fs.parent(from)
+	if err != nil {
+		return err
+	}
+	defer df.Close()
+	mt, dt, nt, err := fs.parent(to)
+	if err != nil {
+		return err
+	}
+	defer dt.Close()
+	if mf != mt {
+		return unix.EXDEV
+	}
+	return unix.Renameat2(int(df.Fd()), nf, int(dt.Fd()), nt, flags&(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE))
+}
+
+// Chmod is fchmodat(2) of guest path p.
+func (fs *FS) Chmod(p string, mode uint32) error {
+	_, dir, name, err := fs.parent(p)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return unix.Fchmodat(int(dir.Fd()), name, mode&0o7777, 0)
+}
+
+// Truncate is truncate(2) of guest path p.
+func (fs *FS) Truncate(p string, size int64) error {
+	f, err := fs.Open(p, unix.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Ftruncate(int(f.Fd()), size)
 }

@@ -135,3 +135,50 @@ func TestMountSourceMustExist(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestChanges(t *testing.T) {
+	fs, data, rw := newTestFS(t)
+	if err := fs.Mkdir("/var/rw/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Mkdir("/var/rw/d", 0o755); err != unix.EEXIST {
+		t.Errorf("mkdir twice: %v", err)
+	}
+	f, err := fs.Open("/var/rw/d/f", unix.O_WRONLY|unix.O_CREAT, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := fs.Rename("/var/rw/d/f", "/var/rw/g", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(rw, "g")); err != nil {
+		t.Errorf("renamed file: %v", err)
+	}
+	if err := fs.Rename("/var/rw/g", "/srv/data/g", 0); err != unix.EROFS {
+		t.Errorf("rename into a read-only mount: %v", err)
+	}
+	if err := fs.Unlink("/var/rw/g", 0); err != nil {
+		t.Error(err)
+	}
+	if err := fs.Unlink("/var/rw/d", unix.AT_REMOVEDIR); err != nil {
+		t.Error(err)
+	}
+	for _, c := range []struct {
+		err, want error
+	}{
+		{fs.Mkdir("/srv/data/x", 0o755), unix.EROFS},
+		{fs.Unlink("/srv/data/config.yaml", 0), unix.EROFS},
+		{fs.Unlink("/etc/hosts", 0), unix.EROFS},
+		{fs.Mkdir("/etc/x", 0o755), unix.EROFS},
+		{fs.Unlink("/var/rw", unix.AT_REMOVEDIR), unix.EBUSY},
+		{fs.Mkdir("/var/rw/../../srv/data/x", 0o755), nil}, // lexically /srv/data/x: read-only
+	} {
+		if c.want != nil && c.err != c.want {
+			t.Errorf("%v, want %v", c.err, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "x")); err == nil {
+		t.Errorf("a directory was made in the read-only mount")
+	}
+}

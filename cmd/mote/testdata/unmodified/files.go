@@ -47,6 +47,22 @@ func fileTest(root, rw string) int {
 		b, err := os.ReadFile(f.Name())
 		fmt.Printf("files: temp %q %v\n", b, err)
 	}
+	// What testing's TempDir does, and a file's life in it.
+	dir, err := os.MkdirTemp("", "work-")
+	check("mkdir temp", err)
+	if err == nil {
+		p := filepath.Join(dir, "a")
+		check("write", os.WriteFile(p, []byte("0123456789"), 0o600))
+		check("truncate", os.Truncate(p, 4))
+		check("chmod", os.Chmod(p, 0o644))
+		check("rename", os.Rename(p, filepath.Join(dir, "b")))
+		b, err := os.ReadFile(filepath.Join(dir, "b"))
+		check("read renamed", err)
+		check("mkdir", os.Mkdir(filepath.Join(dir, "sub"), 0o755))
+		check("remove all", os.RemoveAll(dir))
+		_, err = os.Stat(dir)
+		fmt.Printf("files: tmp %s %q removed %v\n", filepath.Dir(dir), b, os.IsNotExist(err))
+	}
 	hosts, err := os.ReadFile("/etc/hosts")
 	check("/etc/hosts", err)
 	fmt.Printf("files: hosts has localhost %v\n", strings.Contains(string(hosts), "localhost"))
