@@ -1,0 +1,3 @@
+module example.com/gotestexec
+
+go 1.24
