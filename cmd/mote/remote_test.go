@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +105,69 @@ func TestRemoteGRPC(t *testing.T) {
 			if o := s.stderr.String(); !strings.Contains(o, "Received: mote") || !strings.Contains(o, "server listening at [::]:50051") {
 				t.Errorf("server:\n%s%s", s.stdout, o)
 			}
+		})
+	}
+}
+
+// TestRemoteCaddy runs caddy, unmodified and fetched at a version, in a
+// unikernel: caddy file-server over a read-only mounted directory, fetched
+// byte for byte with curl and Go's client, and caddy respond.
+func TestRemoteCaddy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds caddy from the module proxy")
+	}
+	site := t.TempDir()
+	index := []byte("<h1>served by caddy in a unikernel</h1>\n")
+	os.WriteFile(filepath.Join(site, "index.html"), index, 0o644)
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	os.WriteFile(filepath.Join(site, "big.bin"), big, 0o644)
+	for _, target := range confiningTargets(t) {
+		t.Run(target, func(t *testing.T) {
+			image := filepath.Join(t.TempDir(), "caddy")
+			if o := mote(t, "build", "-t", target, "-o", image, "github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9"); o.status != 0 {
+				t.Fatalf("mote build: %d\n%s%s", o.status, o.stdout, o.stderr)
+			}
+			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+			s := start(t, "run", "-t", target, "--strict", "-m", "256M", "--net", "user", "--env", "HOME=/tmp",
+				"-p", addr+":8080", "-v", site+":/srv:ro", image, "--", "file-server", "--root", "/srv", "--listen", ":8080")
+			s.waitHTTP(t, addr)
+			for path, want := range map[string][]byte{"/": index, "/big.bin": big} {
+				resp, err := http.Get("http://" + addr + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || !bytes.Equal(got, want) || resp.Header.Get("Server") != "Caddy" {
+					t.Fatalf("GET %s: %d bytes, %v, Server %q", path, len(got), err, resp.Header.Get("Server"))
+				}
+			}
+			t.Run("curl", func(t *testing.T) {
+				needTool(t, "curl", "curl")
+				out, err := exec.Command("curl", "-sS", "--max-time", "20", "http://"+addr+"/").Output()
+				if err != nil || !bytes.Equal(out, index) {
+					t.Fatalf("curl: %v %q", err, out)
+				}
+			})
+			s.stop(t)
+
+			addr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+			s = start(t, "run", "-t", target, "--strict", "-m", "256M", "--net", "user", "--env", "HOME=/tmp",
+				"-p", addr+":8081", image, "--", "respond", "--listen", ":8081", "hello from caddy respond")
+			s.waitHTTP(t, addr)
+			resp, err := http.Get("http://" + addr + "/anything")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(got) != "hello from caddy respond" {
+				t.Fatalf("caddy respond: %q", got)
+			}
+			s.stop(t)
 		})
 	}
 }

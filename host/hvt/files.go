@@ -312,3 +312,53 @@ func sysTruncate(t *thread, a *sysArgs) int64 {
 
 // atFDCWD is AT_FDCWD as a system call's 64-bit argument.
 const atFDCWD = uint64(1<<64 + unix.AT_FDCWD)
+
+func sysStatfs(t *thread, a *sysArgs) int64 {
+	gp, res := t.guestPath(int32(unix.AT_FDCWD), a.a[0])
+	if res != 0 {
+		return res
+	}
+	if t.m.cfg.Files == nil {
+		return -int64(unix.ENOENT)
+	}
+	st, err := t.m.cfg.Files.Statfs(gp)
+	if err != nil {
+		return errno(err)
+	}
+	return t.copyStatfs(&st, a.a[1])
+}
+
+func sysFstatfs(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.acquire(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	defer t.m.fds.release(f)
+	var st unix.Statfs_t
+	if f.kind == fileTree {
+		if err := unix.Fstatfs(f.host, &st); err != nil {
+			return errno(err)
+		}
+	} else {
+		st.Type, st.Bsize, st.Frsize, st.Namelen = 0x50495045, 4096, 4096, 255 // PIPEFS_MAGIC
+	}
+	return t.copyStatfs(&st, a.a[1])
+}
+
+func (t *thread) copyStatfs(st *unix.Statfs_t, va uint64) int64 {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(st)), unsafe.Sizeof(*st))
+	if err := t.m.mem.copyOut(va, b); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return 0
+}
+
+// sysIoctl answers every request with ENOTTY: no descriptor of the guest
+// is a terminal (a program asking whether its output is one, as loggers
+// do, gets Linux's answer for a pipe), and no other device takes ioctls.
+func sysIoctl(t *thread, a *sysArgs) int64 {
+	if t.m.fds.get(a.a[0]) == nil {
+		return -int64(unix.EBADF)
+	}
+	return -int64(unix.ENOTTY)
+}

@@ -24,6 +24,7 @@ var pathCalls = map[int32]bool{
 	unix.SYS_UNAME:   true, // the guest's host name, not the host's
 	unix.SYS_MKDIRAT: true, unix.SYS_UNLINKAT: true, unix.SYS_RENAMEAT: true,
 	unix.SYS_RENAMEAT2: true, unix.SYS_FCHMODAT: true, unix.SYS_TRUNCATE: true,
+	unix.SYS_STATFS: true,
 }
 
 // files serves pathCalls for one guest.
@@ -71,7 +72,7 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		return 0, false
 	}
 	dirfd, pathArg := int32(a[0]), a[1]
-	if req.Nr == unix.SYS_TRUNCATE { // truncate(path, length)
+	if req.Nr == unix.SYS_TRUNCATE || req.Nr == unix.SYS_STATFS { // (path, …)
 		dirfd, pathArg = unix.AT_FDCWD, a[0]
 	}
 	p, err := readString(mem, pathArg)
@@ -94,6 +95,16 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		return errno(f.fs.Mkdir(gp, uint32(a[2]))), false
 	case unix.SYS_TRUNCATE:
 		return errno(f.fs.Truncate(gp, int64(a[1]))), false
+	case unix.SYS_STATFS:
+		st, err := f.fs.Statfs(gp)
+		if err != nil {
+			return errno(err), false
+		}
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&st)), unsafe.Sizeof(st))
+		if _, err := mem.WriteAt(b, int64(a[1])); err != nil {
+			return -int64(unix.EFAULT), false
+		}
+		return 0, false
 	case unix.SYS_UNLINKAT:
 		return errno(f.fs.Unlink(gp, int(a[2]))), false
 	case unix.SYS_FCHMODAT:

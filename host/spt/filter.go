@@ -78,6 +78,8 @@ var Allowed = map[uint32]string{
 	unix.SYS_FSTAT:             "its own descriptors (os.File.Stat: a logger asking what its stderr is)",
 	unix.SYS_LSEEK:             "files of its tree, which the supervisor opened",
 	unix.SYS_GETDENTS64:        "directories of its tree, which the supervisor opened",
+	unix.SYS_FSTATFS:           "its own descriptors",
+	unix.SYS_RESTART_SYSCALL:   "the kernel resuming a sleep a signal interrupted (nanosleep's restart block)",
 }
 
 // Build assembles the filter for a policy.
@@ -261,6 +263,9 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 	// not allowed: they go to the supervisor,
 	// which answers them from the guest's tree (files.go).
 	rule(unix.SYS_PRCTL, retEINVAL)
+	// ioctl: ENOTTY for every request, as on hvt. The guest's output may
+	// be the host's terminal: TIOCSTI would type into it.
+	rule(unix.SYS_IOCTL, bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOTTY)})
 
 	// Socket options: success with no effect on abi.StackSocketFD (a
 	// socket of the guest's own stack seen through its raw descriptor),

@@ -423,3 +423,28 @@ func (fs *FS) Truncate(p string, size int64) error {
 	defer f.Close()
 	return unix.Ftruncate(int(f.Fd()), size)
 }
+
+// tmpfsMagic is the f_type statfs reports for what the tree makes itself.
+const tmpfsMagic = 0x01021994
+
+// Statfs is statfs(2) of guest path p: the host file system's figures for
+// a mount, those of an empty read-only tmpfs for the tree's own files and
+// directories.
+func (fs *FS) Statfs(p string) (unix.Statfs_t, error) {
+	var st unix.Statfs_t
+	if m := fs.mountOf(p); m != nil {
+		f, err := m.open(p, unix.O_PATH|unix.O_CLOEXEC, 0, false)
+		if err != nil {
+			return st, err
+		}
+		defer f.Close()
+		err = unix.Fstatfs(int(f.Fd()), &st)
+		return st, err
+	}
+	if _, err := fs.Stat(p, true); err != nil {
+		return st, err
+	}
+	st.Type, st.Bsize, st.Frsize, st.Namelen = tmpfsMagic, 4096, 4096, 255
+	st.Flags = unix.ST_RDONLY
+	return st, nil
+}
