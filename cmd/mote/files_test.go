@@ -38,6 +38,7 @@ func TestUnmodifiedFiles(t *testing.T) {
 				"--hostname", "box", "-w", "/srv", image, "--", "-files", "/srv,/var/out")
 			for _, want := range []string{
 				`files: config "port: 1\n"`,
+				`files: mmap "port: 1\n" <nil>`,
 				"files: walk  /config.yaml /escape /sub /sub/a.txt",
 				"files: escape open /srv/escape: permission denied",
 				"files: write to read-only open /srv/new: read-only file system",

@@ -362,3 +362,59 @@ func sysIoctl(t *thread, a *sysArgs) int64 {
 	}
 	return -int64(unix.ENOTTY)
 }
+
+// mmapFile maps a file of the tree privately (MAP_PRIVATE): fresh
+// anonymous memory, counted against the guest's, filled with the file's
+// bytes from the offset on and zeros past its end. Writes stay in the
+// guest, as with a private mapping; unlike Linux, the file's later changes
+// are not seen through pages the guest has not written. A shared mapping,
+// or one of any other descriptor, is refused (ENODEV), as are block
+// devices: their bounds are kept by pread64 and pwrite64.
+func (t *thread) mmapFile(a *sysArgs) int64 {
+	length, prot, flags, off := a.a[1], int(a.a[2]), int(a.a[3]), int64(a.a[5])
+	f := t.m.fds.acquire(a.a[4])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	defer t.m.fds.release(f)
+	if f.kind != fileTree || flags&(unix.MAP_SHARED|unix.MAP_PRIVATE) != unix.MAP_PRIVATE {
+		return -int64(unix.ENODEV)
+	}
+	if !f.readable {
+		return -int64(unix.EACCES)
+	}
+	if off < 0 || off&(pageSize-1) != 0 {
+		return -int64(unix.EINVAL)
+	}
+	anon := *a
+	anon.a[2] = uint64(prot | unix.PROT_READ | unix.PROT_WRITE)
+	anon.a[3] = uint64(flags | unix.MAP_ANONYMOUS)
+	addr := sysMmap(t, &anon)
+	if addr < 0 {
+		return addr
+	}
+	fail := func(res int64) int64 {
+		sysMunmap(t, &sysArgs{nr: unix.SYS_MUNMAP, a: [6]uint64{uint64(addr), length}})
+		return res
+	}
+	buf := make([]byte, min(length, maxIO))
+	for done := uint64(0); done < length; {
+		n, err := unix.Pread(f.host, buf[:min(uint64(len(buf)), length-done)], off+int64(done))
+		if err != nil {
+			return fail(errno(err))
+		}
+		if n == 0 {
+			break // past the end: zeros
+		}
+		if err := t.m.mem.copyOut(uint64(addr)+done, buf[:n]); err != nil {
+			return fail(errno(err))
+		}
+		done += uint64(n)
+	}
+	if prot&unix.PROT_WRITE == 0 {
+		if res := sysMprotect(t, &sysArgs{nr: unix.SYS_MPROTECT, a: [6]uint64{uint64(addr), length, uint64(prot)}}); res != 0 {
+			return fail(res)
+		}
+	}
+	return addr
+}

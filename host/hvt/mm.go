@@ -29,7 +29,7 @@ func sysMmap(t *thread, a *sysArgs) int64 {
 		return -int64(unix.EINVAL)
 	}
 	if flags&unix.MAP_ANONYMOUS == 0 {
-		return -int64(unix.ENODEV) // no descriptor can be mapped
+		return t.mmapFile(a)
 	}
 	if flags&(unix.MAP_PRIVATE|unix.MAP_SHARED) != unix.MAP_PRIVATE || flags&^mapAllowed != 0 {
 		return -int64(unix.EINVAL)

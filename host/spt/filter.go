@@ -144,24 +144,39 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 		}
 	}
 
-	// mmap and mprotect: never executable; mmap only anonymous or of a
-	// NIC's ring file (mapping a block device would bypass its bounds).
-	// The kernel takes the descriptor's low 32 bits.
+	// mmap and mprotect: never executable. mmap: anonymous; a NIC's ring
+	// file by its descriptor number; a file of the tree privately (as on
+	// hvt); never a block device (that would bypass its bounds) nor the
+	// image. The kernel takes the descriptor's low 32 bits.
 	n := len(p.Rings)
-	if n > 64 {
-		return nil, fmt.Errorf("spt: %d ring files: at most 64", n)
+	never := []int{p.ImageFD}
+	for _, b := range p.Blocks {
+		never = append(never, b.FD)
 	}
+	k := len(never)
+	if n+k > 200 {
+		return nil, fmt.Errorf("spt: %d ring files and block devices: too many", n+k)
+	}
+	allowAt, notifyAt := 5+n+k+2, 5+n+k+3
+	skip := func(from, to int) uint8 { return uint8(to - from - 1) }
 	mmap := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: argLo(2), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.PROT_EXEC, SkipTrue: uint8(3 + n)},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.PROT_EXEC, SkipTrue: skip(1, notifyAt)},
 		bpf.LoadAbsolute{Off: argLo(3), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.MAP_ANONYMOUS, SkipTrue: uint8(2 + n)},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.MAP_ANONYMOUS, SkipTrue: skip(3, allowAt)},
 		bpf.LoadAbsolute{Off: argLo(4), Size: 4},
 	}
-	for i, fd := range p.Rings {
-		mmap = append(mmap, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(fd), SkipTrue: uint8(n - i)})
+	for _, fd := range p.Rings {
+		mmap = append(mmap, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(fd), SkipTrue: skip(len(mmap), allowAt)})
 	}
-	rule(unix.SYS_MMAP, append(mmap, retNotify, retAllow)...)
+	for _, fd := range never {
+		mmap = append(mmap, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(fd), SkipTrue: skip(len(mmap), notifyAt)})
+	}
+	mmap = append(mmap,
+		bpf.LoadAbsolute{Off: argLo(3), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.MAP_SHARED, SkipTrue: 1},
+		retAllow, retNotify)
+	rule(unix.SYS_MMAP, mmap...)
 	rule(unix.SYS_MPROTECT,
 		bpf.LoadAbsolute{Off: argLo(2), Size: 4},
 		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.PROT_EXEC, SkipTrue: 1},
@@ -245,14 +260,10 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 
 	// ftruncate and fchmod: files of the tree, never a NIC's ring (a
 	// shrunk ring would fault mote's device thread) nor a block device.
-	var fdOps []bpf.Instruction
-	never := append(append([]int{}, p.Rings...), p.ImageFD)
-	for _, b := range p.Blocks {
-		never = append(never, b.FD)
-	}
-	fdOps = append(fdOps, bpf.LoadAbsolute{Off: argLo(0), Size: 4})
-	for i, fd := range never {
-		fdOps = append(fdOps, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(fd), SkipTrue: uint8(len(never) - i)})
+	fixed := append(append([]int{}, p.Rings...), never...) // rings, the image, block devices
+	fdOps := []bpf.Instruction{bpf.LoadAbsolute{Off: argLo(0), Size: 4}}
+	for i, fd := range fixed {
+		fdOps = append(fdOps, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(fd), SkipTrue: uint8(len(fixed) - i)})
 	}
 	fdOps = append(fdOps, retAllow, retEINVAL)
 	rule(unix.SYS_FTRUNCATE, fdOps...)

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // fileTest reads and writes the files a service expects, under root (a
@@ -25,6 +26,15 @@ func fileTest(root, rw string) int {
 	b, err := os.ReadFile(filepath.Join(root, "config.yaml"))
 	check("read config", err)
 	fmt.Printf("files: config %q\n", b)
+	// A read-only private mapping of a file, as bbolt maps its database.
+	if f, err := os.Open(filepath.Join(root, "config.yaml")); err == nil {
+		m, err := syscall.Mmap(int(f.Fd()), 0, len(b), syscall.PROT_READ, syscall.MAP_PRIVATE)
+		fmt.Printf("files: mmap %q %v\n", m, err)
+		if err == nil {
+			syscall.Munmap(m)
+		}
+		f.Close()
+	}
 	var walked []string
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
