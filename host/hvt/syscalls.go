@@ -436,3 +436,16 @@ func resultString(res int64) string {
 	}
 	return fmt.Sprint(res)
 }
+
+// Calls lists the Linux system calls the tender serves, by number: the
+// Mote ABI on hvt, which docs/abi.md documents (a test holds them equal).
+// The shim's private numbers are not Linux calls and are left out.
+func Calls() map[uint64]string {
+	out := map[uint64]string{}
+	for nr, e := range sysTable {
+		if nr < 1<<16 {
+			out[nr] = e.name
+		}
+	}
+	return out
+}

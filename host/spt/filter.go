@@ -347,3 +347,32 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 	}
 	return out, nil
 }
+
+// Calls lists the system calls an spt guest may make, by number: those
+// the filter allows, with or without conditions, and those the supervisor
+// answers (files.go). docs/abi.md documents them (a test holds them
+// equal).
+func Calls() (map[uint32]bool, error) {
+	prog, err := Build(Policy{Pid: 2, ImageFD: 3, NotifySock: 4})
+	if err != nil {
+		return nil, err
+	}
+	raw := make([]bpf.RawInstruction, len(prog))
+	for i, f := range prog {
+		raw[i] = bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}
+	}
+	insns, _ := bpf.Disassemble(raw)
+	out := map[uint32]bool{}
+	// The header is 6 instructions; then one comparison per rule.
+	for _, in := range insns[6:] {
+		j, ok := in.(bpf.JumpIf)
+		if !ok {
+			break
+		}
+		out[j.Val] = true
+	}
+	for nr := range pathCalls {
+		out[uint32(nr)] = true
+	}
+	return out, nil
+}
