@@ -11,7 +11,9 @@
 //   - the files a process expects in /etc, made from the run's settings:
 //     hosts (localhost), resolv.conf (the guest network's DNS), passwd and
 //     group (one user, the one who ran mote), hostname, and
-//     /proc/sys/kernel/hostname (which os.Hostname reads).
+//     /proc/sys/kernel/hostname (which os.Hostname reads);
+//   - /dev/null, /dev/zero, /dev/random and /dev/urandom, the host's own,
+//     which hold nothing of the host's.
 //
 // Every open gives a host descriptor (a mounted file, or a sealed memfd
 // for a made file): the tender serves reads and writes on it, and the spt

@@ -33,6 +33,7 @@ type FS struct {
 	host   string
 	mounts []mount           // longest guest path first
 	files  map[string][]byte // made files, read-only
+	devs   map[string]bool   // host devices passed through
 	dirs   map[string]bool   // directories that exist only as parents
 }
 
@@ -46,7 +47,7 @@ type mount struct {
 // New checks the mounts (each source must be a directory) and makes the
 // /etc files. The caller closes the FS when the guest is gone.
 func New(cfg Config) (*FS, error) {
-	fs := &FS{files: map[string][]byte{}, dirs: map[string]bool{"/": true}}
+	fs := &FS{files: map[string][]byte{}, devs: map[string]bool{}, dirs: map[string]bool{"/": true}}
 	for _, m := range cfg.Mounts {
 		g := path.Clean(m.Guest)
 		if !path.IsAbs(m.Guest) || g == "/" {
@@ -93,8 +94,19 @@ func New(cfg Config) (*FS, error) {
 			fs.addParents(name)
 		}
 	}
+	for _, d := range devices {
+		if fs.mountOf(d) == nil {
+			fs.devs[d] = true
+			fs.addParents(d)
+		}
+	}
 	return fs, nil
 }
+
+// devices are the host's character devices a guest may open: they hold
+// nothing of the host's (/dev/null discards and reads empty, /dev/zero
+// reads zeros, the random devices read the host's CSPRNG).
+var devices = []string{"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"}
 
 func (fs *FS) addParents(p string) {
 	for d := path.Dir(p); ; d = path.Dir(d) {
@@ -170,6 +182,13 @@ func (fs *FS) Open(p string, flags int, mode uint32) (*os.File, error) {
 			return nil, unix.EROFS
 		}
 		return m.open(p, flags&^unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, mode, flags&unix.O_NOFOLLOW != 0)
+	}
+	if fs.devs[p] {
+		fd, err := unix.Open(p, flags&(unix.O_ACCMODE|unix.O_NONBLOCK)|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+		if err != nil {
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), p), nil
 	}
 	if body, ok := fs.files[p]; ok {
 		if flags&writeFlags != 0 {
@@ -259,6 +278,10 @@ func (fs *FS) Stat(p string, follow bool) (unix.Stat_t, error) {
 	if body, ok := fs.files[p]; ok {
 		st.Mode, st.Size, st.Nlink, st.Blksize = unix.S_IFREG|0o444, int64(len(body)), 1, 4096
 		return st, nil
+	}
+	if fs.devs[p] {
+		err := unix.Stat(p, &st)
+		return st, err
 	}
 	if fs.dirs[p] {
 		st.Mode, st.Nlink, st.Blksize = unix.S_IFDIR|0o555, 2, 4096

@@ -182,3 +182,24 @@ func TestChanges(t *testing.T) {
 		t.Errorf("a directory was made in the read-only mount")
 	}
 }
+
+func TestDevices(t *testing.T) {
+	fs, _, _ := newTestFS(t)
+	f, err := fs.Open("/dev/null", unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.Write([]byte("gone")); n != 4 || err != nil {
+		t.Errorf("write /dev/null: %d %v", n, err)
+	}
+	f.Close()
+	if got, err := read(t, fs, "/dev/null"); got != "" || err != nil {
+		t.Errorf("read /dev/null: %q %v", got, err)
+	}
+	if st, err := fs.Stat("/dev/urandom", true); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		t.Errorf("stat /dev/urandom: %v %o", err, st.Mode)
+	}
+	if _, err := fs.Open("/dev/sda", unix.O_RDONLY, 0); err != unix.ENOENT {
+		t.Errorf("/dev/sda: %v", err)
+	}
+}
