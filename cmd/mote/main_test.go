@@ -415,8 +415,14 @@ func start(t *testing.T, args ...string) *server {
 // startCmd starts any command (such as mote under ip netns exec).
 func startCmd(t *testing.T, name string, args ...string) *server {
 	t.Helper()
+	return startIn(t, "../..", name, args...)
+}
+
+// startIn starts a command in dir.
+func startIn(t *testing.T, dir, name string, args ...string) *server {
+	t.Helper()
 	s := &server{cmd: exec.Command(name, args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
-	s.cmd.Dir = "../.."
+	s.cmd.Dir = dir
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so cleanup can end all it started
 	if err := s.cmd.Start(); err != nil {
