@@ -3,13 +3,16 @@ package main
 import (
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
 const execHelp = `Runs a program built by the go command in a unikernel, as go test -exec
 expects of its runner: the working directory (the package's, under go test)
-is mounted read-only at its own path and is the guest's working
-directory, so a test's testdata/ is there; the arguments after the binary
+is the guest's working directory, and its module (for a
+standard-library package, the Go installation) is mounted read-only at
+its own path, so a test's testdata/ is there; the arguments after the binary
 go to it; the exit status is its own.
 
     CGO_ENABLED=0 go test -exec 'mote exec -t spt' ./...
@@ -37,9 +40,31 @@ func runExec(args []string, stdout, stderr io.Writer) (int, error) {
 	if i >= len(args) {
 		return exitUsage, usagef("want a binary to run")
 	}
-	run := append([]string{"-v", wd + ":" + wd + ":ro", "-w", wd}, args[:i+1]...)
+	root := treeRoot(wd)
+	run := append([]string{"-v", root + ":" + root + ":ro", "-w", wd}, args[:i+1]...)
 	run = append(append(run, "--"), args[i+1:]...)
 	return runRun(run, stdout, stderr)
+}
+
+// treeRoot is the directory mounted for a test run from wd: the Go
+// installation's root for a standard-library package (time's tests read
+// ../../lib/time), the module's root for a package of a module (tests may
+// read a sibling's testdata), else wd itself. It is mounted read-only.
+func treeRoot(wd string) string {
+	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
+		goroot := strings.TrimSpace(string(out))
+		if goroot != "" && (wd == goroot || strings.HasPrefix(wd, goroot+"/")) {
+			return goroot
+		}
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if d == filepath.Dir(d) {
+			return wd
+		}
+	}
 }
 
 // flagTakesValue reports whether mote run's flag name takes a value.

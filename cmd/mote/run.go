@@ -59,7 +59,8 @@ flags:
                          be reached outside it: no .., symlink or rename
                          escapes. /etc/hosts, /etc/resolv.conf, /etc/passwd,
                          /etc/group and /etc/hostname are made for the guest,
-                         and /tmp is a writable directory of its own
+                         /tmp is a writable directory of its own, and the
+                         host's /usr/share/zoneinfo is there read-only
   -w DIR                 the guest's working directory (default /)
   --hostname NAME        the guest's host name (default mote)
   --strict               stop the guest on a system call outside the ABI
@@ -327,7 +328,7 @@ func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 	for _, n := range nics {
 		cfg.DNS = append(cfg.DNS, n.DNS...)
 	}
-	tmp := true
+	tmp, zoneinfo := true, true
 	for _, v := range o.volumes {
 		m, err := parseVolume(v)
 		if err != nil {
@@ -335,6 +336,12 @@ func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 		}
 		cfg.Mounts = append(cfg.Mounts, m)
 		tmp = tmp && path.Clean(m.Guest) != "/tmp"
+		zoneinfo = zoneinfo && !strings.HasPrefix(path.Clean(m.Guest)+"/", zoneinfoDir+"/")
+	}
+	// The host's time zone database, read-only: public data, which
+	// time.LoadLocation looks for there before its embedded copy.
+	if st, err := os.Stat(zoneinfoDir); zoneinfo && err == nil && st.IsDir() {
+		cfg.Mounts = append(cfg.Mounts, vfs.Mount{Guest: zoneinfoDir, Host: zoneinfoDir, ReadOnly: true})
 	}
 	cleanup := func() {}
 	if tmp {
@@ -353,6 +360,9 @@ func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 	}
 	return fs, func() { fs.Close(); cleanup() }, nil
 }
+
+// zoneinfoDir is where Linux keeps the time zone database.
+const zoneinfoDir = "/usr/share/zoneinfo"
 
 // parseVolume parses -v SRC:/PATH[:ro], as docker run does: SRC a host
 // directory, PATH where the guest sees it.
