@@ -49,6 +49,7 @@ func TestUnmodifiedFiles(t *testing.T) {
 				"files: hostname box <nil>",
 				"files: user ",
 				`files: tmp /tmp "0123" removed true`,
+				`files: links "0123" true`,
 			} {
 				if o.status != 0 || !strings.Contains(o.stdout, want) {
 					t.Fatalf("status %d, no %q in\n%s%s", o.status, want, o.stdout, o.stderr)

@@ -418,3 +418,43 @@ func (t *thread) mmapFile(a *sysArgs) int64 {
 	}
 	return addr
 }
+
+func sysSymlinkat(t *thread, a *sysArgs) int64 {
+	target, err := t.m.mem.readString(a.a[0], pathMax)
+	if err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return t.treeCall(a.a[1], a.a[2], func(fs *vfs.FS, p string) error { return fs.Symlink(target, p) })
+}
+
+func sysLinkat(t *thread, a *sysArgs) int64 {
+	if a.a[4]&^uint64(unix.AT_SYMLINK_FOLLOW) != 0 {
+		return -int64(unix.EINVAL)
+	}
+	to, res := t.guestPath(int32(a.a[2]), a.a[3])
+	if res != 0 {
+		return res
+	}
+	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, from string) error { return fs.Link(from, to) })
+}
+
+// sysUtimensat changes a path's times (a NULL path, futimens, is
+// refused: EINVAL).
+func sysUtimensat(t *thread, a *sysArgs) int64 {
+	if a.a[1] == 0 {
+		return -int64(unix.EINVAL)
+	}
+	var ts []unix.Timespec
+	if a.a[2] != 0 {
+		b := make([]byte, 32)
+		if err := t.m.mem.copyIn(a.a[2], b); err != nil {
+			return -int64(unix.EFAULT)
+		}
+		ts = []unix.Timespec{
+			{Sec: int64(le.Uint64(b[0:])), Nsec: int64(le.Uint64(b[8:]))},
+			{Sec: int64(le.Uint64(b[16:])), Nsec: int64(le.Uint64(b[24:]))},
+		}
+	}
+	nofollow := a.a[3]&unix.AT_SYMLINK_NOFOLLOW != 0
+	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, p string) error { return fs.Utimes(p, ts, nofollow) })
+}

@@ -24,7 +24,7 @@ var pathCalls = map[int32]bool{
 	unix.SYS_UNAME:   true, // the guest's host name, not the host's
 	unix.SYS_MKDIRAT: true, unix.SYS_UNLINKAT: true, unix.SYS_RENAMEAT: true,
 	unix.SYS_RENAMEAT2: true, unix.SYS_FCHMODAT: true, unix.SYS_TRUNCATE: true,
-	unix.SYS_STATFS: true,
+	unix.SYS_STATFS: true, unix.SYS_SYMLINKAT: true, unix.SYS_LINKAT: true, unix.SYS_UTIMENSAT: true,
 }
 
 // files serves pathCalls for one guest.
@@ -72,8 +72,15 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		return 0, false
 	}
 	dirfd, pathArg := int32(a[0]), a[1]
-	if req.Nr == unix.SYS_TRUNCATE || req.Nr == unix.SYS_STATFS { // (path, …)
+	switch req.Nr {
+	case unix.SYS_TRUNCATE, unix.SYS_STATFS: // (path, …)
 		dirfd, pathArg = unix.AT_FDCWD, a[0]
+	case unix.SYS_SYMLINKAT: // (target, dirfd, path)
+		dirfd, pathArg = int32(a[1]), a[2]
+	case unix.SYS_UTIMENSAT:
+		if a[1] == 0 {
+			return -int64(unix.EINVAL), false // futimens: not by path
+		}
 	}
 	p, err := readString(mem, pathArg)
 	if err != nil {
@@ -95,6 +102,40 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		return errno(f.fs.Mkdir(gp, uint32(a[2]))), false
 	case unix.SYS_TRUNCATE:
 		return errno(f.fs.Truncate(gp, int64(a[1]))), false
+	case unix.SYS_SYMLINKAT:
+		target, err := readString(mem, a[0])
+		if err != nil {
+			return -int64(unix.EFAULT), false
+		}
+		return errno(f.fs.Symlink(target, gp)), false
+	case unix.SYS_LINKAT:
+		if a[4]&^uint64(unix.AT_SYMLINK_FOLLOW) != 0 {
+			return -int64(unix.EINVAL), false
+		}
+		to, err := readString(mem, a[3])
+		if err != nil {
+			return -int64(unix.EFAULT), false
+		}
+		tbase, res := f.base(req.Pid, int32(a[2]), to)
+		if res != 0 {
+			return res, false
+		}
+		gto, err := vfs.Clean(to, tbase)
+		if err != nil {
+			return errno(err), false
+		}
+		return errno(f.fs.Link(gp, gto)), false
+	case unix.SYS_UTIMENSAT:
+		var ts []unix.Timespec
+		if a[2] != 0 {
+			var raw [2]unix.Timespec
+			b := unsafe.Slice((*byte)(unsafe.Pointer(&raw)), unsafe.Sizeof(raw))
+			if _, err := mem.ReadAt(b, int64(a[2])); err != nil {
+				return -int64(unix.EFAULT), false
+			}
+			ts = raw[:]
+		}
+		return errno(f.fs.Utimes(gp, ts, a[3]&unix.AT_SYMLINK_NOFOLLOW != 0)), false
 	case unix.SYS_STATFS:
 		st, err := f.fs.Statfs(gp)
 		if err != nil {

@@ -471,3 +471,59 @@ func (fs *FS) Statfs(p string) (unix.Statfs_t, error) {
 	st.Flags = unix.ST_RDONLY
 	return st, nil
 }
+
+// Symlink is symlinkat(2): a link at guest path p holding target. What a
+// link says cannot lead out: every walk through it stays beneath its
+// mount's root.
+func (fs *FS) Symlink(target, p string) error {
+	if target == "" {
+		return unix.ENOENT
+	}
+	_, dir, name, err := fs.parent(p)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return unix.Symlinkat(target, int(dir.Fd()), name)
+}
+
+// Link is linkat(2) without AT_SYMLINK_FOLLOW: a hard link, within one
+// mount, at guest path to of the file at from.
+func (fs *FS) Link(from, to string) error {
+	mf, df, nf, err := fs.parent(from)
+	if err != nil {
+		return err
+	}
+	defer df.Close()
+	mt, dt, nt, err := fs.parent(to)
+	if err != nil {
+		return err
+	}
+	defer dt.Close()
+	if mf != mt {
+		return unix.EXDEV
+	}
+	return unix.Linkat(int(df.Fd()), nf, int(dt.Fd()), nt, 0)
+}
+
+// Utimes is utimensat(2) of guest path p (ts nil: now); nofollow changes
+// a link itself.
+func (fs *FS) Utimes(p string, ts []unix.Timespec, nofollow bool) error {
+	flags := 0
+	if nofollow {
+		flags = unix.AT_SYMLINK_NOFOLLOW
+	}
+	_, dir, name, err := fs.parent(p)
+	if err != nil {
+		if err == unix.EBUSY { // the mount point itself: by its own descriptor
+			m := fs.mountOf(p)
+			if m.ro {
+				return unix.EROFS
+			}
+			return unix.UtimesNanoAt(int(m.root.Fd()), ".", ts, flags)
+		}
+		return err
+	}
+	defer dir.Close()
+	return unix.UtimesNanoAt(int(dir.Fd()), name, ts, flags)
+}

@@ -203,3 +203,37 @@ func TestDevices(t *testing.T) {
 		t.Errorf("/dev/sda: %v", err)
 	}
 }
+
+func TestLinks(t *testing.T) {
+	fs, _, rw := newTestFS(t)
+	os.WriteFile(filepath.Join(rw, "f"), []byte("data"), 0o644)
+	if err := fs.Symlink("/etc/passwd", "/var/rw/l"); err != nil {
+		t.Fatal(err)
+	}
+	// The link says /etc/passwd; followed from the mount it cannot leave.
+	if _, err := fs.Open("/var/rw/l", unix.O_RDONLY, 0); err != unix.EACCES {
+		t.Errorf("open through an absolute link: %v", err)
+	}
+	if err := fs.Symlink("f", "/var/rw/rel"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read(t, fs, "/var/rw/rel"); got != "data" || err != nil {
+		t.Errorf("relative link: %q %v", got, err)
+	}
+	if err := fs.Link("/var/rw/f", "/var/rw/hard"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Link("/srv/data/config.yaml", "/var/rw/stolen"); err != unix.EROFS {
+		t.Errorf("link out of a read-only mount: %v", err)
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(1e9), unix.NsecToTimespec(2e9)}
+	if err := fs.Utimes("/var/rw/f", ts, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(rw, "f")); st.ModTime().Unix() != 2 {
+		t.Errorf("mtime %v", st.ModTime())
+	}
+	if err := fs.Utimes("/srv/data/config.yaml", ts, false); err != unix.EROFS {
+		t.Errorf("utimes on read-only: %v", err)
+	}
+}

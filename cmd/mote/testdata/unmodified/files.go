@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // fileTest reads and writes the files a service expects, under root (a
@@ -69,6 +70,17 @@ func fileTest(root, rw string) int {
 		b, err := os.ReadFile(filepath.Join(dir, "b"))
 		check("read renamed", err)
 		check("mkdir", os.Mkdir(filepath.Join(dir, "sub"), 0o755))
+		check("symlink", os.Symlink("b", filepath.Join(dir, "link")))
+		check("link", os.Link(filepath.Join(dir, "b"), filepath.Join(dir, "hard")))
+		when := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+		check("chtimes", os.Chtimes(filepath.Join(dir, "b"), when, when))
+		lb, err := os.ReadFile(filepath.Join(dir, "link"))
+		check("read through link", err)
+		st, err := os.Stat(filepath.Join(dir, "hard"))
+		check("stat hard link", err)
+		if err == nil {
+			fmt.Printf("files: links %q %v\n", lb, st.ModTime().Equal(when))
+		}
 		check("remove all", os.RemoveAll(dir))
 		_, err = os.Stat(dir)
 		fmt.Printf("files: tmp %s %q removed %v\n", filepath.Dir(dir), b, os.IsNotExist(err))
