@@ -1,6 +1,7 @@
 package hvt
 
 import (
+	"os"
 	"path"
 	"unsafe"
 
@@ -46,11 +47,76 @@ func (t *thread) guestPath(dirfd int32, va uint64) (string, int64) {
 	return gp, 0
 }
 
+// cwd is the guest's working directory: -w, then what chdir made it.
 func (m *machine) cwd() string {
+	if p := m.wd.Load(); p != nil {
+		return *p
+	}
 	if m.cfg.Cwd == "" {
 		return "/"
 	}
 	return path.Clean(m.cfg.Cwd)
+}
+
+// chdirTo makes guest path p the working directory if it is a directory
+// of the tree.
+func (t *thread) chdirTo(p string) int64 {
+	if t.m.cfg.Files == nil {
+		return -int64(unix.ENOENT)
+	}
+	st, err := t.m.cfg.Files.Stat(p, true)
+	if err != nil {
+		return errno(err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return -int64(unix.ENOTDIR)
+	}
+	t.m.wd.Store(&p)
+	return 0
+}
+
+func sysChdir(t *thread, a *sysArgs) int64 {
+	p, res := t.guestPath(int32(unix.AT_FDCWD), a.a[0])
+	if res != 0 {
+		return res
+	}
+	return t.chdirTo(p)
+}
+
+func sysFchdir(t *thread, a *sysArgs) int64 {
+	f := t.m.fds.get(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
+	}
+	if f.kind != fileTree {
+		return -int64(unix.ENOTDIR)
+	}
+	return t.chdirTo(f.name)
+}
+
+// sysChown serves fchownat and fchown: the guest has one user, so owner
+// and group may only be "unchanged" (-1) or that user's; anything else is
+// EPERM, as for an unprivileged process.
+func sysChown(t *thread, a *sysArgs) int64 {
+	uid, gid := int32(a.a[1]), int32(a.a[2])
+	if a.nr == unix.SYS_FCHOWNAT {
+		uid, gid = int32(a.a[2]), int32(a.a[3])
+	}
+	if (uid != -1 && int(uid) != os.Getuid()) || (gid != -1 && int(gid) != os.Getgid()) {
+		return -int64(unix.EPERM)
+	}
+	if a.nr == unix.SYS_FCHOWN {
+		f := t.m.fds.get(a.a[0])
+		if f == nil {
+			return -int64(unix.EBADF)
+		}
+		return 0
+	}
+	nofollow := a.a[4]&unix.AT_SYMLINK_NOFOLLOW != 0
+	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, p string) error {
+		_, err := fs.Stat(p, !nofollow)
+		return err
+	})
 }
 
 func sysOpenat(t *thread, a *sysArgs) int64 {

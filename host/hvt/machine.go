@@ -40,6 +40,7 @@ type ExitError = exitstatus.Error
 
 // machine is one running guest.
 type machine struct {
+	wd    atomic.Pointer[string] // the working directory once chdir changed it (files.go)
 	cfg   Config
 	img   *image.Image
 	sys   *kvm.System

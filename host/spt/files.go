@@ -25,6 +25,7 @@ var pathCalls = map[int32]bool{
 	unix.SYS_MKDIRAT: true, unix.SYS_UNLINKAT: true, unix.SYS_RENAMEAT: true,
 	unix.SYS_RENAMEAT2: true, unix.SYS_FCHMODAT: true, unix.SYS_TRUNCATE: true,
 	unix.SYS_STATFS: true, unix.SYS_SYMLINKAT: true, unix.SYS_LINKAT: true, unix.SYS_UTIMENSAT: true,
+	unix.SYS_CHDIR: true, unix.SYS_FCHDIR: true, unix.SYS_FCHOWNAT: true, unix.SYS_FCHOWN: true,
 }
 
 // files serves pathCalls for one guest.
@@ -70,10 +71,18 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 			return -int64(unix.EFAULT), false
 		}
 		return 0, false
+	case unix.SYS_FCHDIR:
+		g, res := f.base(req.Pid, int32(a[0]), "relative")
+		if res != 0 {
+			return res, false
+		}
+		return f.chdir(g), false
+	case unix.SYS_FCHOWN:
+		return chownAllowed(a[1], a[2]), false
 	}
 	dirfd, pathArg := int32(a[0]), a[1]
 	switch req.Nr {
-	case unix.SYS_TRUNCATE, unix.SYS_STATFS: // (path, …)
+	case unix.SYS_TRUNCATE, unix.SYS_STATFS, unix.SYS_CHDIR: // (path, …)
 		dirfd, pathArg = unix.AT_FDCWD, a[0]
 	case unix.SYS_SYMLINKAT: // (target, dirfd, path)
 		dirfd, pathArg = int32(a[1]), a[2]
@@ -102,6 +111,14 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		return errno(f.fs.Mkdir(gp, uint32(a[2]))), false
 	case unix.SYS_TRUNCATE:
 		return errno(f.fs.Truncate(gp, int64(a[1]))), false
+	case unix.SYS_CHDIR:
+		return f.chdir(gp), false
+	case unix.SYS_FCHOWNAT:
+		if res := chownAllowed(a[2], a[3]); res != 0 {
+			return res, false
+		}
+		_, err := f.fs.Stat(gp, a[4]&unix.AT_SYMLINK_NOFOLLOW == 0)
+		return errno(err), false
 	case unix.SYS_SYMLINKAT:
 		target, err := readString(mem, a[0])
 		if err != nil {
@@ -233,6 +250,34 @@ func (f *files) base(pid uint32, dirfd int32, p string) (string, int64) {
 		return "", -int64(unix.ENOTDIR) // not a directory of the tree
 	}
 	return g, 0
+}
+
+// chdir makes guest path p the working directory if it is a directory of
+// the tree. The guest's relative paths all come here, so the kernel's own
+// idea of the process's directory never matters.
+func (f *files) chdir(p string) int64 {
+	if f.fs == nil {
+		return -int64(unix.ENOENT)
+	}
+	st, err := f.fs.Stat(p, true)
+	if err != nil {
+		return errno(err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return -int64(unix.ENOTDIR)
+	}
+	f.cwd = p
+	return 0
+}
+
+// chownAllowed: the guest has one user; owner and group may only stay
+// (-1) or be that user's, as for an unprivileged process (EPERM).
+func chownAllowed(uid, gid uint64) int64 {
+	u, g := int32(uid), int32(gid)
+	if (u != -1 && int(u) != os.Getuid()) || (g != -1 && int(g) != os.Getgid()) {
+		return -int64(unix.EPERM)
+	}
+	return 0
 }
 
 func (f *files) getcwd(mem *os.File, buf, size uint64) int64 {
