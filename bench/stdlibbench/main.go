@@ -1,8 +1,9 @@
 // Command stdlibbench runs standard-library packages' own tests
-// (-test.short) natively and in a unikernel through go test -exec 'mote
-// exec', and reports per package how many top-level tests passed each
-// way. A package's directory is mounted at its own path, as go test gives
-// it to a process, so its testdata/ is there.
+// (-test.short) natively and in a unikernel through mote test (go test
+// with Mote's net overlay, whose loopback network the tests' sockets use,
+// and mote exec as the runner), and reports per package how many
+// top-level tests passed each way. The Go installation is mounted
+// read-only at its own path, so a test's testdata/ is there.
 //
 //	go run ./bench/stdlibbench -mote bench/out/mote -t spt [-json FILE] [PKG ...]
 package main
@@ -49,8 +50,8 @@ func main() {
 	var totN, totT int
 	for _, p := range pkgs {
 		start := time.Now()
-		native := run(p, "")
-		onTarget := run(p, *mote+" exec -t "+*target)
+		native := run(p, "", "")
+		onTarget := run(p, *mote, *target)
 		r := result{Package: p, Seconds: time.Since(start).Seconds()}
 		for name, ok := range native {
 			if ok {
@@ -86,14 +87,14 @@ func main() {
 	}
 }
 
-// run runs p's tests, natively or with the exec runner, and returns each
-// top-level test's outcome.
-func run(p, execWith string) map[string]bool {
-	args := []string{"test", "-short", "-count=1", "-json", "-timeout=5m"}
-	if execWith != "" {
-		args = append(args, "-exec", execWith)
+// run runs p's tests natively (mote "") or with mote test on target, and
+// returns each top-level test's outcome.
+func run(p, mote, target string) map[string]bool {
+	args := []string{"-short", "-count=1", "-json", "-timeout=5m", p}
+	cmd := exec.Command("go", append([]string{"test"}, args...)...)
+	if mote != "" {
+		cmd = exec.Command(mote, append([]string{"test", "-t", target}, args...)...)
 	}
-	cmd := exec.Command("go", append(args, p)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOAMD64=v1")
 	var buf bytes.Buffer
 	cmd.Stdout = &buf

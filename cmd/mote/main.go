@@ -47,6 +47,7 @@ func init() {
 	commands = []command{
 		{"build", "[-t unix|hvt|spt] [-o FILE] [PKG]", "build a unikernel image", buildHelp, runBuild},
 		{"run", "[-t TARGET] [flags] IMAGE|PKG [-- ARGS]", "run an image, or build and run a package", runHelp, runRun},
+		{"test", "[-t hvt|spt] [go test flags] [PKGS]", "run packages' tests in a unikernel", testHelp, runTest},
 		{"exec", "[-t TARGET] [flags] BINARY [ARGS]", "run a go test binary in a unikernel (go test -exec)", execHelp, runExec},
 		{"inspect", "IMAGE", "check an image and describe it", inspectHelp, runInspect},
 		{"mkimage", "-o FILE DIR", "pack a directory into a file-tree image", mkimageHelp, runMkimage},

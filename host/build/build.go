@@ -101,9 +101,9 @@ func isMajorVersion(elem string) bool {
 	return true
 }
 
-// cacheDir is where builds keep what they generate: $MOTE_CACHE, or
+// CacheDir is where builds keep what they generate: $MOTE_CACHE, or
 // mote under the user's cache directory.
-func cacheDir() (string, error) {
+func CacheDir() (string, error) {
 	if d := os.Getenv("MOTE_CACHE"); d != "" {
 		return d, nil
 	}
@@ -144,7 +144,7 @@ func Build(ctx context.Context, opt Options) (string, error) {
 	var cache string
 	if opt.Target != "unix" || remote(pkg) {
 		var err error
-		if cache, err = cacheDir(); err != nil {
+		if cache, err = CacheDir(); err != nil {
 			return "", &Error{Package: pkg, Err: err}
 		}
 	}

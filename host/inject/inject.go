@@ -257,3 +257,31 @@ func guestSource(root string) (string, error) {
 	}
 	return dir, nil
 }
+
+// NetOverlay writes an overlay that holds only the net package's edits
+// (with its loopback network for programs without guest/stdnet) for the
+// toolchain in env, and returns its path: what go test needs to build a
+// test binary whose sockets work in a unikernel on loopback (mote test).
+func NetOverlay(ctx context.Context, dir string, env []string, cache string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "env", "GOROOT", "GOVERSION")
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go env: %w", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 2 {
+		return "", fmt.Errorf("go env GOROOT GOVERSION: %q", out)
+	}
+	work := filepath.Join(cache, "netoverlay", hashOf(f[0]+"\x00"+f[1]))
+	replace, err := netOverlay(f[0], filepath.Join(work, "net"))
+	if err != nil {
+		return "", err
+	}
+	ov, err := json.Marshal(struct{ Replace map[string]string }{replace})
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(work, "overlay.json")
+	return p, os.WriteFile(p, ov, 0o644)
+}

@@ -14,6 +14,12 @@ import (
 //go:embed net_mote.go
 var netMote string
 
+// loopMote is the loopback network for a program without guest/stdnet,
+// added to package net beside net_mote.go.
+//
+//go:embed loop_mote.go
+var loopMote string
+
 // edit is one change to a file of package net: after the first line
 // starting with at, insert (a statement at the top of a function, or a
 // field), or, with replace set, every at replaced by it.
@@ -53,12 +59,12 @@ var netEdits = []edit{
 		insert: "if fd, err, ok := moteSocketFD(ctx, net, family, sotype, proto, ipv6only, laddr, raddr); ok { return fd, err }"},
 	// The guest's stack has IPv4, IPv6 and IPv4-mapped addresses, and no
 	// Multipath TCP: net need not probe with sockets of its own.
-	{file: "ipsock_posix.go", at: "func (p *ipStackCapabilities) probe() {", insert: "if moteSocket != nil { p.ipv4Enabled, p.ipv6Enabled, p.ipv4MappedIPv6Enabled = true, true, true; return }"},
-	{file: "mptcpsock_linux.go", at: "func initMPTCPavailable() {", insert: "if moteSocket != nil { return }"},
+	{file: "ipsock_posix.go", at: "func (p *ipStackCapabilities) probe() {", insert: "if moteHasStack() { p.ipv4Enabled, p.ipv6Enabled, p.ipv4MappedIPv6Enabled = true, true, true; return }"},
+	{file: "mptcpsock_linux.go", at: "func initMPTCPavailable() {", insert: "if moteHasStack() { return }"},
 	// The interfaces are the guest stack's, not netlink's (refused).
-	{file: "interface_linux.go", at: "func interfaceTable(ifindex int) ([]Interface, error) {", insert: "if moteInterfaces != nil { return moteInterfaceTable(ifindex) }"},
-	{file: "interface_linux.go", at: "func interfaceAddrTable(ifi *Interface) ([]Addr, error) {", insert: "if moteInterfaces != nil { return moteInterfaceAddrTable(ifi) }"},
-	{file: "interface_linux.go", at: "func interfaceMulticastAddrTable(ifi *Interface) ([]Addr, error) {", insert: "if moteInterfaces != nil { return nil, nil }"},
+	{file: "interface_linux.go", at: "func interfaceTable(ifindex int) ([]Interface, error) {", insert: "if moteHasStack() { return moteInterfaceTable(ifindex) }"},
+	{file: "interface_linux.go", at: "func interfaceAddrTable(ifi *Interface) ([]Addr, error) {", insert: "if moteHasStack() { return moteInterfaceAddrTable(ifi) }"},
+	{file: "interface_linux.go", at: "func interfaceMulticastAddrTable(ifi *Interface) ([]Addr, error) {", insert: "if moteHasStack() { return nil, nil }"},
 	{file: "writev_unix.go", at: "func (fd *netFD) writeBuffers(v *Buffers) (n int64, err error) {", insert: "if fd.ext != nil { return fd.moteWriteBuffers(v) }"},
 	{file: "splice_linux.go", at: "func spliceFrom(c *netFD, r io.Reader) (written int64, err error, handled bool) {", insert: "if c.ext != nil { return 0, nil, false }"},
 	{file: "splice_linux.go", at: "func spliceTo(w io.Writer, c *netFD) (written int64, err error, handled bool) {", insert: "if c.ext != nil { return 0, nil, false }"},
@@ -100,7 +106,8 @@ func netOverlay(goroot, dir string) (map[string]string, error) {
 		files[e.file] = out
 	}
 	files["mote_net.go"] = strings.Replace(netMote, "//go:build ignore\n", "", 1)
-	order = append(order, "mote_net.go")
+	files["mote_loop.go"] = strings.Replace(loopMote, "//go:build ignore\n", "", 1)
+	order = append(order, "mote_net.go", "mote_loop.go")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}

@@ -39,8 +39,24 @@ func moteSetInterfaces(f func() ([]Interface, map[int][]Addr)) {
 	moteInterfaces = f
 }
 
+// moteHasStack reports whether sockets and interfaces are Mote's: the
+// guest's stack, or the loopback network without one (loop_mote.go).
+func moteHasStack() bool { return moteSocket != nil || moteLoopActive() }
+
+// moteIfaces is moteInterfaces, or the loopback interface alone.
+func moteIfaces() ([]Interface, map[int][]Addr) {
+	if moteInterfaces != nil {
+		return moteInterfaces()
+	}
+	lo := Interface{Index: 1, MTU: 65536, Name: "lo", Flags: FlagUp | FlagLoopback | FlagRunning}
+	return []Interface{lo}, map[int][]Addr{1: {
+		&IPNet{IP: IPv4(127, 0, 0, 1), Mask: CIDRMask(8, 32)},
+		&IPNet{IP: IPv6loopback, Mask: CIDRMask(128, 128)},
+	}}
+}
+
 func moteInterfaceTable(ifindex int) ([]Interface, error) {
-	ifs, _ := moteInterfaces()
+	ifs, _ := moteIfaces()
 	if ifindex == 0 {
 		return ifs, nil
 	}
@@ -53,7 +69,7 @@ func moteInterfaceTable(ifindex int) ([]Interface, error) {
 }
 
 func moteInterfaceAddrTable(ifi *Interface) ([]Addr, error) {
-	ifs, addrs := moteInterfaces()
+	ifs, addrs := moteIfaces()
 	var out []Addr
 	for _, i := range ifs {
 		if ifi == nil || ifi.Index == i.Index {
@@ -82,10 +98,17 @@ func moteAddr(a sockaddr) Addr {
 // moteSocketFD is socket()'s first step: ok says the hook served the
 // socket, and fd, err are socket()'s results.
 func moteSocketFD(ctx context.Context, net string, family, sotype, proto int, ipv6only bool, laddr, raddr sockaddr) (fd *netFD, err error, ok bool) {
-	if moteSocket == nil || proto != 0 {
+	if proto != 0 {
 		return nil, nil, false
 	}
-	ext, err := moteSocket(ctx, net, family, sotype, ipv6only, moteAddr(laddr), moteAddr(raddr))
+	var ext any
+	if moteSocket != nil {
+		ext, err = moteSocket(ctx, net, family, sotype, ipv6only, moteAddr(laddr), moteAddr(raddr))
+	} else if moteLoopActive() {
+		ext, err = moteLoopSocket(ctx, family, sotype, moteAddr(laddr), moteAddr(raddr))
+	} else {
+		return nil, nil, false
+	}
 	if ext == nil && err == nil {
 		return nil, nil, false
 	}

@@ -1,0 +1,3 @@
+module example.com/motetest
+
+go 1.24
