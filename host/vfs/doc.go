@@ -2,11 +2,12 @@
 // hvt (the tender) and spt (the seccomp supervisor), so that an unmodified
 // program's os.Open, os.ReadFile and os.Stat work in a unikernel:
 //
-//   - host directories mounted at guest paths (mote run -v SRC:/PATH[:ro]),
-//     each resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_XDEV |
-//     RESOLVE_NO_MAGICLINKS) from a descriptor of its root, so that no
-//     "..", symlink (absolute or relative) or rename race leads outside
-//     it: the kernel refuses such a walk with EXDEV;
+//   - host directories mounted at guest paths (mote run -v SRC:/PATH[:ro]).
+//     Symbolic links are followed in the guest's namespace, as in a
+//     container, by the tree itself; the kernel looks at each element
+//     beneath its mount's root with openat2(RESOLVE_BENEATH |
+//     RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS), so no "..", link or rename
+//     race leads outside the guest's tree;
 //   - a read-only mount refuses writes with EROFS before the host sees them;
 //   - the files a process expects in /etc, made from the run's settings:
 //     hosts (localhost), resolv.conf (the guest network's DNS), passwd and

@@ -177,6 +177,15 @@ const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | u
 // Open opens the guest path p (absolute, clean) with open(2)'s flags and
 // mode, and returns a host descriptor for it. Errors are errnos.
 func (fs *FS) Open(p string, flags int, mode uint32) (*os.File, error) {
+	// O_CREAT|O_EXCL never follows a link in the last element (EEXIST).
+	excl := flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL
+	p, err := fs.resolve(p, flags&unix.O_NOFOLLOW == 0 && !excl)
+	if err != nil {
+		return nil, err
+	}
+	if excl {
+		flags |= unix.O_NOFOLLOW
+	}
 	if m := fs.mountOf(p); m != nil {
 		if m.ro && flags&writeFlags != 0 {
 			return nil, unix.EROFS
@@ -219,8 +228,10 @@ func (m *mount) open(p string, flags int, mode uint32, nofollow bool) (*os.File,
 		rel = "."
 	}
 	how := unix.OpenHow{
-		Flags:   uint64(flags),
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS,
+		Flags: uint64(flags),
+		// The guest's tree resolves links itself (resolve): the kernel
+		// walks a path with none, beneath the mount's root.
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS,
 	}
 	if flags&unix.O_CREAT != 0 || flags&unix.O_TMPFILE == unix.O_TMPFILE {
 		how.Mode = uint64(mode & 0o7777)
@@ -233,9 +244,78 @@ func (m *mount) open(p string, flags int, mode uint32, nofollow bool) (*os.File,
 		if errors.Is(err, unix.EXDEV) {
 			return nil, unix.EACCES // a walk that would leave the mount
 		}
+		if errors.Is(err, unix.ELOOP) && !nofollow {
+			return nil, unix.ELOOP // a link appeared since resolve: refused
+		}
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), p), nil
+}
+
+// maxLinks is how many symbolic links one lookup follows (Linux's 40).
+const maxLinks = 40
+
+// resolve follows the symbolic links in guest path p (clean, absolute)
+// in the guest's own namespace, as Linux does in a container: a link's
+// absolute target starts again from the guest's /, a relative one from
+// the link's directory, and ".." is lexical. The last element is followed
+// only if followLast. Each element is looked at beneath its mount's root
+// with no link followed by the kernel, so a link can lead anywhere in the
+// guest's tree and never outside it. The result names no link but
+// (with followLast false) perhaps the last element.
+func (fs *FS) resolve(p string, followLast bool) (string, error) {
+	links := 0
+	for {
+		m := fs.mountOf(p)
+		if m == nil {
+			return p, nil // the made tree has no links
+		}
+		rest := strings.TrimPrefix(strings.TrimPrefix(p, m.guest), "/")
+		if rest == "" {
+			return p, nil
+		}
+		elems := strings.Split(rest, "/")
+		cur := m.guest
+		restarted := false
+		for i, e := range elems {
+			next := cur + "/" + e
+			last := i == len(elems)-1
+			if last && !followLast {
+				return next, nil
+			}
+			f, err := m.open(next, unix.O_PATH|unix.O_CLOEXEC, 0, true)
+			if err != nil {
+				// Missing (to be created, or ENOENT for the caller to see).
+				return path.Join(append([]string{next}, elems[i+1:]...)...), nil
+			}
+			var st unix.Stat_t
+			err = unix.Fstat(int(f.Fd()), &st)
+			if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+				f.Close()
+				cur = next
+				continue
+			}
+			buf := make([]byte, maxPath)
+			n, err := unix.Readlinkat(int(f.Fd()), "", buf)
+			f.Close()
+			if err != nil {
+				return "", err
+			}
+			if links++; links > maxLinks {
+				return "", unix.ELOOP
+			}
+			target := string(buf[:n])
+			if !path.IsAbs(target) {
+				target = path.Join(cur, target)
+			}
+			p = path.Clean(path.Join(append([]string{target}, elems[i+1:]...)...))
+			restarted = true
+			break
+		}
+		if !restarted {
+			return p, nil
+		}
+	}
 }
 
 // sealed returns a read-only descriptor of a memory file holding body.
@@ -265,6 +345,10 @@ func sealed(name string, body []byte) (*os.File, error) {
 // Stat is stat(2) of guest path p: lstat when follow is false.
 func (fs *FS) Stat(p string, follow bool) (unix.Stat_t, error) {
 	var st unix.Stat_t
+	p, err := fs.resolve(p, follow)
+	if err != nil {
+		return st, err
+	}
 	if m := fs.mountOf(p); m != nil {
 		flags := unix.O_PATH | unix.O_CLOEXEC
 		f, err := m.open(p, flags, 0, !follow)
@@ -292,6 +376,10 @@ func (fs *FS) Stat(p string, follow bool) (unix.Stat_t, error) {
 
 // Readlink is readlink(2) of guest path p.
 func (fs *FS) Readlink(p string) (string, error) {
+	p, err := fs.resolve(p, false)
+	if err != nil {
+		return "", err
+	}
 	m := fs.mountOf(p)
 	if m == nil {
 		if _, err := fs.Stat(p, false); err != nil {
@@ -316,6 +404,10 @@ func (fs *FS) Readlink(p string) (string, error) {
 // F_OK): the host decides for mounted files, a read-only mount refuses
 // W_OK with EROFS, made files are readable only.
 func (fs *FS) Access(p string, mode uint32) error {
+	p, err := fs.resolve(p, true)
+	if err != nil {
+		return err
+	}
 	if m := fs.mountOf(p); m != nil {
 		if m.ro && mode&unix.W_OK != 0 {
 			if _, err := fs.Stat(p, true); err != nil {
@@ -361,6 +453,13 @@ func (fs *FS) Utsname() []byte {
 // and returns it with p's last element. Paths outside every mount are
 // read-only: made files and directories cannot change.
 func (fs *FS) parent(p string) (*mount, *os.File, string, error) {
+	if p != "/" {
+		dir, err := fs.resolve(path.Dir(p), true)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		p = path.Join(dir, path.Base(p))
+	}
 	m := fs.mountOf(p)
 	if m == nil {
 		if _, ok := fs.files[p]; ok || fs.dirs[p] {
@@ -455,6 +554,10 @@ const tmpfsMagic = 0x01021994
 // directories.
 func (fs *FS) Statfs(p string) (unix.Statfs_t, error) {
 	var st unix.Statfs_t
+	p, err := fs.resolve(p, true)
+	if err != nil {
+		return st, err
+	}
 	if m := fs.mountOf(p); m != nil {
 		f, err := m.open(p, unix.O_PATH|unix.O_CLOEXEC, 0, false)
 		if err != nil {

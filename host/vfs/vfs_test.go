@@ -94,8 +94,12 @@ func TestEscapesAndReadOnly(t *testing.T) {
 		flags int
 		want  error
 	}{
-		{"/srv/data/abs-link", unix.O_RDONLY, unix.EACCES},
-		{"/srv/data/rel-link", unix.O_RDONLY, unix.EACCES},
+		// Links are followed in the guest's namespace: the host path an
+		// absolute link names, and ../outside from the mount, are not
+		// there.
+		{"/srv/data/abs-link", unix.O_RDONLY, unix.ENOENT},
+		{"/srv/data/rel-link", unix.O_RDONLY, unix.ENOENT},
+		{"/srv/data/abs-link", unix.O_RDONLY | unix.O_NOFOLLOW, unix.ELOOP},
 		{"/srv/data/config.yaml", unix.O_RDWR, unix.EROFS},
 		{"/srv/data/new", unix.O_WRONLY | unix.O_CREAT, unix.EROFS},
 		{"/etc/hosts", unix.O_WRONLY, unix.EROFS},
@@ -210,9 +214,20 @@ func TestLinks(t *testing.T) {
 	if err := fs.Symlink("/etc/passwd", "/var/rw/l"); err != nil {
 		t.Fatal(err)
 	}
-	// The link says /etc/passwd; followed from the mount it cannot leave.
-	if _, err := fs.Open("/var/rw/l", unix.O_RDONLY, 0); err != unix.EACCES {
-		t.Errorf("open through an absolute link: %v", err)
+	// The link says /etc/passwd: the guest's, never the host's.
+	if got, err := read(t, fs, "/var/rw/l"); err != nil || !strings.HasPrefix(got, "dev:x:1000") {
+		t.Errorf("open through an absolute link: %q %v", got, err)
+	}
+	// Across mounts, and through a link to a directory.
+	fs.Symlink("/srv/data", "/var/rw/data")
+	if got, err := read(t, fs, "/var/rw/data/config.yaml"); err != nil || got != "port: 8080\n" {
+		t.Errorf("through a directory link to another mount: %q %v", got, err)
+	}
+	// A loop is ELOOP.
+	fs.Symlink("loop2", "/var/rw/loop1")
+	fs.Symlink("loop1", "/var/rw/loop2")
+	if _, err := fs.Open("/var/rw/loop1", unix.O_RDONLY, 0); err != unix.ELOOP {
+		t.Errorf("a loop: %v", err)
 	}
 	if err := fs.Symlink("f", "/var/rw/rel"); err != nil {
 		t.Fatal(err)
