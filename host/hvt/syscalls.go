@@ -58,10 +58,13 @@ func init() {
 		unix.SYS_GETPPID:        {"getppid", func(t *thread, a *sysArgs) int64 { return 0 }}, // pid 1 has no parent
 		// The guest's identity is the user who ran mote, as on spt, where
 		// the kernel answers: Go turned ENOSYS into a uid of -38.
-		unix.SYS_GETUID:            {"getuid", func(t *thread, a *sysArgs) int64 { return int64(os.Getuid()) }},
-		unix.SYS_GETEUID:           {"geteuid", func(t *thread, a *sysArgs) int64 { return int64(os.Geteuid()) }},
-		unix.SYS_GETGID:            {"getgid", func(t *thread, a *sysArgs) int64 { return int64(os.Getgid()) }},
-		unix.SYS_GETEGID:           {"getegid", func(t *thread, a *sysArgs) int64 { return int64(os.Getegid()) }},
+		unix.SYS_GETUID:    {"getuid", func(t *thread, a *sysArgs) int64 { return int64(os.Getuid()) }},
+		unix.SYS_GETEUID:   {"geteuid", func(t *thread, a *sysArgs) int64 { return int64(os.Geteuid()) }},
+		unix.SYS_GETGID:    {"getgid", func(t *thread, a *sysArgs) int64 { return int64(os.Getgid()) }},
+		unix.SYS_GETEGID:   {"getegid", func(t *thread, a *sysArgs) int64 { return int64(os.Getegid()) }},
+		unix.SYS_GETGROUPS: {"getgroups", sysGetgroups},
+		// Refused at once: Go copies by read and write instead.
+		unix.SYS_COPY_FILE_RANGE:   {"copy_file_range", func(t *thread, a *sysArgs) int64 { return -int64(unix.ENOSYS) }},
 		unix.SYS_CLONE:             {"clone", sysClone},
 		unix.SYS_EXIT:              {"exit", sysExit},
 		unix.SYS_KILL:              {"kill", func(t *thread, a *sysArgs) int64 { return t.sysKill(int(int32(a.a[0])), int(a.a[1])) }},
@@ -455,4 +458,22 @@ func Calls() map[uint64]string {
 		}
 	}
 	return out
+}
+
+// sysGetgroups gives the guest's one user's group as its only
+// supplementary group, as /etc/group says.
+func sysGetgroups(t *thread, a *sysArgs) int64 {
+	size := int32(a.a[0])
+	if size < 0 {
+		return -int64(unix.EINVAL)
+	}
+	if size == 0 {
+		return 1
+	}
+	var b [4]byte
+	le.PutUint32(b[:], uint32(os.Getgid()))
+	if err := t.m.mem.copyOut(a.a[1], b[:]); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return 1
 }

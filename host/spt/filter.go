@@ -80,6 +80,7 @@ var Allowed = map[uint32]string{
 	unix.SYS_GETDENTS64:        "directories of its tree, which the supervisor opened",
 	unix.SYS_FSTATFS:           "its own descriptors",
 	unix.SYS_RESTART_SYSCALL:   "the kernel resuming a sleep a signal interrupted (nanosleep's restart block)",
+	unix.SYS_GETGROUPS:         "the identity: the user who ran mote",
 }
 
 // Build assembles the filter for a policy.
@@ -277,6 +278,8 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 	// ioctl: ENOTTY for every request, as on hvt. The guest's output may
 	// be the host's terminal: TIOCSTI would type into it.
 	rule(unix.SYS_IOCTL, bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOTTY)})
+	// copy_file_range: ENOSYS, as on hvt; Go copies by read and write.
+	rule(unix.SYS_COPY_FILE_RANGE, bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)})
 
 	// Socket options: success with no effect on abi.StackSocketFD (a
 	// socket of the guest's own stack seen through its raw descriptor),
