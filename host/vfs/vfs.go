@@ -190,7 +190,7 @@ func (fs *FS) Open(p string, flags int, mode uint32) (*os.File, error) {
 		if m.ro && flags&writeFlags != 0 {
 			return nil, unix.EROFS
 		}
-		return m.open(p, flags&^unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, mode, flags&unix.O_NOFOLLOW != 0)
+		return m.openFile(p, flags, mode)
 	}
 	if fs.devs[p] {
 		fd, err := unix.Open(p, flags&(unix.O_ACCMODE|unix.O_NONBLOCK)|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
@@ -219,6 +219,34 @@ func (fs *FS) Open(p string, flags int, mode uint32) (*os.File, error) {
 		return nil, unix.EROFS // outside every mount nothing can be made
 	}
 	return nil, unix.ENOENT
+}
+
+// openFile opens p in m for the guest, as mounts with nodev do: a device
+// node (a host's disk, a terminal) is refused with EACCES. The open itself
+// never blocks the host side (a FIFO waiting for a writer would hang the
+// tender's thread or spt's supervisor): it is made non-blocking, and the
+// descriptor is set back to what the guest asked.
+func (m *mount) openFile(p string, flags int, mode uint32) (*os.File, error) {
+	f, err := m.open(p, flags&^unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, mode, flags&unix.O_NOFOLLOW != 0)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if t := st.Mode & unix.S_IFMT; t == unix.S_IFCHR || t == unix.S_IFBLK {
+		f.Close()
+		return nil, unix.EACCES
+	}
+	if flags&unix.O_NONBLOCK == 0 && flags&unix.O_PATH == 0 {
+		if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 // open resolves p beneath the mount's root on the host.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -250,5 +251,39 @@ func TestLinks(t *testing.T) {
 	}
 	if err := fs.Utimes("/srv/data/config.yaml", ts, false); err != unix.EROFS {
 		t.Errorf("utimes on read-only: %v", err)
+	}
+}
+
+// A FIFO in a mount never blocks the open, and device nodes are refused,
+// as with nodev.
+func TestFIFOAndDevicesInMounts(t *testing.T) {
+	fs, _, rw := newTestFS(t)
+	if err := unix.Mkfifo(filepath.Join(rw, "fifo"), 0o600); err != nil {
+		t.Skip("SKIPPED: no FIFO here:", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		f, err := fs.Open("/var/rw/fifo", unix.O_RDONLY, 0)
+		if err == nil {
+			f.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("open a FIFO for reading: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("opening a FIFO blocked")
+	}
+	if os.Getuid() == 0 {
+		if err := unix.Mknod(filepath.Join(rw, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err == nil {
+			if _, err := fs.Open("/var/rw/null", unix.O_RDWR, 0); err != unix.EACCES {
+				t.Errorf("a device node in a mount: %v, want EACCES", err)
+			}
+		}
+	} else {
+		t.Log("SKIPPED LOUDLY: making a device node needs root")
 	}
 }
