@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,13 @@ type FS struct {
 	mounts []mount           // longest guest path first
 	files  map[string][]byte // made files, read-only
 	devs   map[string]bool   // host devices passed through
-	dirs   map[string]bool   // directories that exist only as parents
+	// skel is a host directory with the made directories' entries (as
+	// empty files and directories), so that the guest can list and walk
+	// them: "", until the first made directory is opened.
+	skel     string
+	skelOnce sync.Once
+	skelErr  error
+	dirs     map[string]bool // directories that exist only as parents
 }
 
 type mount struct {
@@ -122,6 +129,42 @@ func (fs *FS) Close() {
 	for _, m := range fs.mounts {
 		m.root.Close()
 	}
+	if fs.skel != "" {
+		os.RemoveAll(fs.skel)
+	}
+}
+
+// skeleton makes fs.skel once: every made directory as a directory, the
+// names in it (made files, devices, mount points) as empty entries.
+func (fs *FS) skeleton() (string, error) {
+	fs.skelOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mote-tree-")
+		if err != nil {
+			fs.skelErr = err
+			return
+		}
+		fs.skel = dir
+		for d := range fs.dirs {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				fs.skelErr = err
+				return
+			}
+		}
+		var names []string
+		for f := range fs.files {
+			names = append(names, f)
+		}
+		for d := range fs.devs {
+			names = append(names, d)
+		}
+		for _, f := range names {
+			os.WriteFile(filepath.Join(dir, f), nil, 0o444)
+		}
+		for _, m := range fs.mounts {
+			os.MkdirAll(filepath.Join(dir, m.guest), 0o755)
+		}
+	})
+	return fs.skel, fs.skelErr
 }
 
 // mountOf returns the mount holding guest path p, nil if none.
@@ -139,6 +182,14 @@ func (fs *FS) mountOf(p string) *mount {
 // a descriptor the guest holds) back to the guest path it has there.
 func (fs *FS) GuestPath(host string) (string, bool) {
 	host = filepath.Clean(host)
+	if fs.skel != "" {
+		if host == fs.skel {
+			return "/", true
+		}
+		if rest, ok := strings.CutPrefix(host, fs.skel+"/"); ok && fs.dirs["/"+rest] {
+			return "/" + rest, true
+		}
+	}
 	for _, m := range fs.mounts {
 		if host == m.host {
 			return m.guest, true
@@ -212,8 +263,16 @@ func (fs *FS) Open(p string, flags int, mode uint32) (*os.File, error) {
 		if flags&writeFlags != 0 {
 			return nil, unix.EISDIR
 		}
-		// A made directory has no host object to list.
-		return nil, unix.EACCES
+		// Listed from the skeleton: names only, read-only.
+		skel, err := fs.skeleton()
+		if err != nil {
+			return nil, err
+		}
+		fd, err := unix.Open(filepath.Join(skel, p), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), p), nil
 	}
 	if flags&unix.O_CREAT != 0 {
 		return nil, unix.EROFS // outside every mount nothing can be made

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,33 @@ func TestFIFOAndDevicesInMounts(t *testing.T) {
 		}
 	} else {
 		t.Log("SKIPPED LOUDLY: making a device node needs root")
+	}
+}
+
+// The made directories can be listed: / holds etc, srv, var and dev.
+func TestListMadeDirectories(t *testing.T) {
+	fs, _, _ := newTestFS(t)
+	f, err := fs.Open("/", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	sort.Strings(names)
+	if err != nil || strings.Join(names, " ") != "dev etc proc srv var" {
+		t.Errorf("/: %v %v", names, err)
+	}
+	f, _ = fs.Open("/etc", unix.O_RDONLY, 0)
+	names, _ = f.Readdirnames(-1)
+	f.Close()
+	sort.Strings(names)
+	if strings.Join(names, " ") != "group hostname hosts passwd resolv.conf" {
+		t.Errorf("/etc: %v", names)
+	}
+	if g, ok := fs.GuestPath(filepath.Join(fs.skel, "etc")); !ok || g != "/etc" {
+		t.Errorf("GuestPath of the skeleton's etc: %q %v", g, ok)
+	}
+	if _, err := fs.Open("/etc", unix.O_WRONLY, 0); err != unix.EISDIR {
+		t.Errorf("open /etc for writing: %v", err)
 	}
 }
