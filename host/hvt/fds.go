@@ -313,11 +313,7 @@ func sysFstat(t *thread, a *sysArgs) int64 {
 	default:
 		st.Mode = 0o600
 	}
-	b := unsafe.Slice((*byte)(unsafe.Pointer(&st)), unsafe.Sizeof(st))
-	if err := t.m.mem.copyOut(a.a[1], b); err != nil {
-		return -int64(unix.EFAULT)
-	}
-	return 0
+	return copyStruct(t, &st, a.a[1])
 }
 
 // sysSockopt answers setsockopt and getsockopt: with success and no effect
@@ -506,21 +502,6 @@ func (t *thread) pollWait(fd int, events int16, timeoutMs int) (kicked bool) {
 // Block devices: whole sectors inside the device, or nothing. A request
 // that is misaligned or reaches past the end never gets to the host file.
 
-// blockArgs checks a pread64 or pwrite64 and acquires its file, which
-// the caller releases.
-func (t *thread) blockArgs(a *sysArgs, write bool) (*file, int64, int64, int64) {
-	f := t.m.fds.acquire(a.a[0])
-	if f == nil {
-		return nil, 0, 0, -int64(unix.EBADF)
-	}
-	n, off, res := blockRange(f, a, write)
-	if res != 0 {
-		t.m.fds.release(f)
-		return nil, 0, 0, res
-	}
-	return f, n, off, 0
-}
-
 // blockRange is what a call may touch of block device f: whole sectors
 // inside it.
 func blockRange(f *file, a *sysArgs, write bool) (n, off, res int64) {
@@ -540,18 +521,20 @@ func blockRange(f *file, a *sysArgs, write bool) (n, off, res int64) {
 	return min(count, f.size-off), off, 0
 }
 
+// sysPread64 reads a file of the tree, or whole sectors of a block device.
 func sysPread64(t *thread, a *sysArgs) int64 {
-	if f := t.m.fds.acquire(a.a[0]); f != nil {
-		defer t.m.fds.release(f)
-		if f.kind == fileTree {
-			return t.treePread(f, a)
-		}
+	f := t.m.fds.acquire(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
 	}
-	f, n, off, res := t.blockArgs(a, false)
+	defer t.m.fds.release(f)
+	if f.kind == fileTree {
+		return t.treePread(f, a)
+	}
+	n, off, res := blockRange(f, a, false)
 	if res != 0 {
 		return res
 	}
-	defer t.m.fds.release(f)
 	buf := make([]byte, n)
 	got, err := unix.Pread(f.host, buf, off)
 	if err != nil {
@@ -563,18 +546,21 @@ func sysPread64(t *thread, a *sysArgs) int64 {
 	return int64(got)
 }
 
+// sysPwrite64 writes a file of the tree, or whole sectors of a block
+// device.
 func sysPwrite64(t *thread, a *sysArgs) int64 {
-	if f := t.m.fds.acquire(a.a[0]); f != nil {
-		defer t.m.fds.release(f)
-		if f.kind == fileTree {
-			return t.treePwrite(f, a)
-		}
+	f := t.m.fds.acquire(a.a[0])
+	if f == nil {
+		return -int64(unix.EBADF)
 	}
-	f, n, off, res := t.blockArgs(a, true)
+	defer t.m.fds.release(f)
+	if f.kind == fileTree {
+		return t.treePwrite(f, a)
+	}
+	n, off, res := blockRange(f, a, true)
 	if res != 0 {
 		return res
 	}
-	defer t.m.fds.release(f)
 	if n == 0 && a.a[2] > 0 {
 		return -int64(unix.ENOSPC)
 	}

@@ -169,7 +169,7 @@ func sysNewfstatat(t *thread, a *sysArgs) int64 {
 	if err != nil {
 		return errno(err)
 	}
-	return t.copyStat(&st, a.a[2])
+	return copyStruct(t, &st, a.a[2])
 }
 
 // statOut writes fstat(host) to the guest at va.
@@ -178,11 +178,13 @@ func (t *thread) statOut(host int, va uint64) int64 {
 	if err := unix.Fstat(host, &st); err != nil {
 		return errno(err)
 	}
-	return t.copyStat(&st, va)
+	return copyStruct(t, &st, va)
 }
 
-func (t *thread) copyStat(st *unix.Stat_t, va uint64) int64 {
-	b := unsafe.Slice((*byte)(unsafe.Pointer(st)), unsafe.Sizeof(*st))
+// copyStruct writes v, a plain C struct (struct stat, struct statfs), to
+// the guest at va: 0, or EFAULT.
+func copyStruct[T any](t *thread, v *T, va uint64) int64 {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))
 	if err := t.m.mem.copyOut(va, b); err != nil {
 		return -int64(unix.EFAULT)
 	}
@@ -391,7 +393,7 @@ func sysStatfs(t *thread, a *sysArgs) int64 {
 	if err != nil {
 		return errno(err)
 	}
-	return t.copyStatfs(&st, a.a[1])
+	return copyStruct(t, &st, a.a[1])
 }
 
 func sysFstatfs(t *thread, a *sysArgs) int64 {
@@ -408,15 +410,7 @@ func sysFstatfs(t *thread, a *sysArgs) int64 {
 	} else {
 		st.Type, st.Bsize, st.Frsize, st.Namelen = 0x50495045, 4096, 4096, 255 // PIPEFS_MAGIC
 	}
-	return t.copyStatfs(&st, a.a[1])
-}
-
-func (t *thread) copyStatfs(st *unix.Statfs_t, va uint64) int64 {
-	b := unsafe.Slice((*byte)(unsafe.Pointer(st)), unsafe.Sizeof(*st))
-	if err := t.m.mem.copyOut(va, b); err != nil {
-		return -int64(unix.EFAULT)
-	}
-	return 0
+	return copyStruct(t, &st, a.a[1])
 }
 
 // sysIoctl answers every request with ENOTTY: no descriptor of the guest
