@@ -91,17 +91,9 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 			return -int64(unix.EINVAL), false // futimens: not by path
 		}
 	}
-	p, err := readString(mem, pathArg)
-	if err != nil {
-		return -int64(unix.EFAULT), false
-	}
-	base, res := f.base(req.Pid, dirfd, p)
+	p, gp, res := f.guestPath(mem, req.Pid, dirfd, pathArg)
 	if res != 0 {
 		return res, false
-	}
-	gp, err := vfs.Clean(p, base)
-	if err != nil {
-		return errno(err), false
 	}
 	if f.fs == nil {
 		return -int64(unix.ENOENT), false
@@ -129,19 +121,11 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		if a[4]&^uint64(unix.AT_SYMLINK_FOLLOW) != 0 {
 			return -int64(unix.EINVAL), false
 		}
-		to, err := readString(mem, a[3])
-		if err != nil {
-			return -int64(unix.EFAULT), false
-		}
-		tbase, res := f.base(req.Pid, int32(a[2]), to)
+		_, to, res := f.guestPath(mem, req.Pid, int32(a[2]), a[3])
 		if res != 0 {
 			return res, false
 		}
-		gto, err := vfs.Clean(to, tbase)
-		if err != nil {
-			return errno(err), false
-		}
-		return errno(f.fs.Link(gp, gto)), false
+		return errno(f.fs.Link(gp, to)), false
 	case unix.SYS_UTIMENSAT:
 		var ts []unix.Timespec
 		if a[2] != 0 {
@@ -158,33 +142,21 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		if err != nil {
 			return errno(err), false
 		}
-		b := unsafe.Slice((*byte)(unsafe.Pointer(&st)), unsafe.Sizeof(st))
-		if _, err := mem.WriteAt(b, int64(a[1])); err != nil {
-			return -int64(unix.EFAULT), false
-		}
-		return 0, false
+		return writeStruct(mem, &st, a[1]), false
 	case unix.SYS_UNLINKAT:
 		return errno(f.fs.Unlink(gp, int(a[2]))), false
 	case unix.SYS_FCHMODAT:
 		return errno(f.fs.Chmod(gp, uint32(a[2]))), false
 	case unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2:
-		to, err := readString(mem, a[3])
-		if err != nil {
-			return -int64(unix.EFAULT), false
-		}
-		tbase, res := f.base(req.Pid, int32(a[2]), to)
+		_, to, res := f.guestPath(mem, req.Pid, int32(a[2]), a[3])
 		if res != 0 {
 			return res, false
-		}
-		gto, err := vfs.Clean(to, tbase)
-		if err != nil {
-			return errno(err), false
 		}
 		var flags uint
 		if req.Nr == unix.SYS_RENAMEAT2 {
 			flags = uint(a[4])
 		}
-		return errno(f.fs.Rename(gp, gto, flags)), false
+		return errno(f.fs.Rename(gp, to, flags)), false
 	case unix.SYS_OPENAT:
 		file, err := f.fs.Open(gp, int(a[2]), uint32(a[3]))
 		if err != nil {
@@ -207,11 +179,7 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		if err != nil {
 			return errno(err), false
 		}
-		b := unsafe.Slice((*byte)(unsafe.Pointer(&st)), unsafe.Sizeof(st))
-		if _, err := mem.WriteAt(b, int64(a[2])); err != nil {
-			return -int64(unix.EFAULT), false
-		}
-		return 0, false
+		return writeStruct(mem, &st, a[2]), false
 	case unix.SYS_FACCESSAT, unix.SYS_FACCESSAT2:
 		return errno(f.fs.Access(gp, uint32(a[2]))), false
 	case unix.SYS_READLINKAT:
@@ -229,6 +197,35 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		return int64(len(b)), false
 	}
 	return -int64(unix.ENOSYS), false
+}
+
+// guestPath reads the path argument at va and makes it a guest path,
+// relative ones taken from dirfd (base); it returns the path as the guest
+// wrote it too.
+func (f *files) guestPath(mem *os.File, pid uint32, dirfd int32, va uint64) (raw, gp string, res int64) {
+	raw, err := readString(mem, va)
+	if err != nil {
+		return "", "", -int64(unix.EFAULT)
+	}
+	base, res := f.base(pid, dirfd, raw)
+	if res != 0 {
+		return "", "", res
+	}
+	gp, err = vfs.Clean(raw, base)
+	if err != nil {
+		return "", "", errno(err)
+	}
+	return raw, gp, 0
+}
+
+// writeStruct writes v, a plain C struct (struct stat, struct statfs),
+// into the guest's memory at addr: 0, or EFAULT.
+func writeStruct[T any](mem *os.File, v *T, addr uint64) int64 {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))
+	if _, err := mem.WriteAt(b, int64(addr)); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	return 0
 }
 
 // base is the directory a relative path p is taken from: the working
