@@ -570,33 +570,21 @@ func (fs *FS) parent(p string) (*mount, *os.File, string, error) {
 	return m, dir, path.Base(p), nil
 }
 
-// Mkdir is mkdirat(2) of guest path p.
-func (fs *FS) Mkdir(p string, mode uint32) error {
-	if _, err := fs.Stat(p, false); err == nil {
-		return unix.EEXIST
-	}
+// inParent runs op on the directory holding guest path p, by its host
+// descriptor, with p's last element: what every call that changes a
+// directory's entries does.
+func (fs *FS) inParent(p string, op func(dirfd int, name string) error) error {
 	_, dir, name, err := fs.parent(p)
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
-	return unix.Mkdirat(int(dir.Fd()), name, mode&0o7777)
+	return op(int(dir.Fd()), name)
 }
 
-// Unlink is unlinkat(2) of guest path p: a directory with
-// unix.AT_REMOVEDIR.
-func (fs *FS) Unlink(p string, flags int) error {
-	_, dir, name, err := fs.parent(p)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return unix.Unlinkat(int(dir.Fd()), name, flags&unix.AT_REMOVEDIR)
-}
-
-// Rename is renameat2(2) of guest paths from and to: within one mount
-// (EXDEV across mounts, as across file systems).
-func (fs *FS) Rename(from, to string, flags uint) error {
+// inParents is inParent for a call that names two paths (rename, link):
+// both must be in one mount (EXDEV, as across file systems).
+func (fs *FS) inParents(from, to string, op func(fromDir int, fromName string, toDir int, toName string) error) error {
 	mf, df, nf, err := fs.parent(from)
 	if err != nil {
 		return err
@@ -610,17 +598,34 @@ func (fs *FS) Rename(from, to string, flags uint) error {
 	if mf != mt {
 		return unix.EXDEV
 	}
-	return unix.Renameat2(int(df.Fd()), nf, int(dt.Fd()), nt, flags&(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE))
+	return op(int(df.Fd()), nf, int(dt.Fd()), nt)
+}
+
+// Mkdir is mkdirat(2) of guest path p.
+func (fs *FS) Mkdir(p string, mode uint32) error {
+	if _, err := fs.Stat(p, false); err == nil {
+		return unix.EEXIST
+	}
+	return fs.inParent(p, func(dir int, name string) error { return unix.Mkdirat(dir, name, mode&0o7777) })
+}
+
+// Unlink is unlinkat(2) of guest path p: a directory with
+// unix.AT_REMOVEDIR.
+func (fs *FS) Unlink(p string, flags int) error {
+	return fs.inParent(p, func(dir int, name string) error { return unix.Unlinkat(dir, name, flags&unix.AT_REMOVEDIR) })
+}
+
+// Rename is renameat2(2) of guest paths from and to: within one mount
+// (EXDEV across mounts, as across file systems).
+func (fs *FS) Rename(from, to string, flags uint) error {
+	return fs.inParents(from, to, func(fd int, fn string, td int, tn string) error {
+		return unix.Renameat2(fd, fn, td, tn, flags&(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE))
+	})
 }
 
 // Chmod is fchmodat(2) of guest path p.
 func (fs *FS) Chmod(p string, mode uint32) error {
-	_, dir, name, err := fs.parent(p)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return unix.Fchmodat(int(dir.Fd()), name, mode&0o7777, 0)
+	return fs.inParent(p, func(dir int, name string) error { return unix.Fchmodat(dir, name, mode&0o7777, 0) })
 }
 
 // Truncate is truncate(2) of guest path p.
@@ -669,31 +674,15 @@ func (fs *FS) Symlink(target, p string) error {
 	if target == "" {
 		return unix.ENOENT
 	}
-	_, dir, name, err := fs.parent(p)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return unix.Symlinkat(target, int(dir.Fd()), name)
+	return fs.inParent(p, func(dir int, name string) error { return unix.Symlinkat(target, dir, name) })
 }
 
 // Link is linkat(2) without AT_SYMLINK_FOLLOW: a hard link, within one
 // mount, at guest path to of the file at from.
 func (fs *FS) Link(from, to string) error {
-	mf, df, nf, err := fs.parent(from)
-	if err != nil {
-		return err
-	}
-	defer df.Close()
-	mt, dt, nt, err := fs.parent(to)
-	if err != nil {
-		return err
-	}
-	defer dt.Close()
-	if mf != mt {
-		return unix.EXDEV
-	}
-	return unix.Linkat(int(df.Fd()), nf, int(dt.Fd()), nt, 0)
+	return fs.inParents(from, to, func(fd int, fn string, td int, tn string) error {
+		return unix.Linkat(fd, fn, td, tn, 0)
+	})
 }
 
 // Utimes is utimensat(2) of guest path p (ts nil: now); nofollow changes
@@ -703,17 +692,12 @@ func (fs *FS) Utimes(p string, ts []unix.Timespec, nofollow bool) error {
 	if nofollow {
 		flags = unix.AT_SYMLINK_NOFOLLOW
 	}
-	_, dir, name, err := fs.parent(p)
-	if err != nil {
-		if err == unix.EBUSY { // the mount point itself: by its own descriptor
-			m := fs.mountOf(p)
-			if m.ro {
-				return unix.EROFS
-			}
-			return unix.UtimesNanoAt(int(m.root.Fd()), ".", ts, flags)
+	err := fs.inParent(p, func(dir int, name string) error { return unix.UtimesNanoAt(dir, name, ts, flags) })
+	if m := fs.mountOf(p); err == unix.EBUSY && m != nil && m.guest == p { // the mount point itself: by its own descriptor
+		if m.ro {
+			return unix.EROFS
 		}
-		return err
+		return unix.UtimesNanoAt(int(m.root.Fd()), ".", ts, flags)
 	}
-	defer dir.Close()
-	return unix.UtimesNanoAt(int(dir.Fd()), name, ts, flags)
+	return err
 }
