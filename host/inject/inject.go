@@ -159,21 +159,31 @@ func goList(ctx context.Context, dir string, env []string, pkg string) (*listed,
 	if info.Error != nil {
 		return nil, errors.New(info.Error.Err)
 	}
-	cmd = exec.CommandContext(ctx, "go", "env", "GOROOT", "GOVERSION", "GOMOD")
-	cmd.Dir, cmd.Env = dir, env
-	out, err = cmd.Output()
+	f, err := goEnv(ctx, dir, env, "GOROOT", "GOVERSION", "GOMOD")
 	if err != nil {
-		return nil, fmt.Errorf("go env: %w", err)
-	}
-	f := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(f) != 3 {
-		return nil, fmt.Errorf("go env GOROOT GOVERSION GOMOD: %q", out)
+		return nil, err
 	}
 	info.GOROOT, info.GoVersion, info.GOMOD = f[0], f[1], f[2]
 	if info.GOMOD == os.DevNull {
 		info.GOMOD = ""
 	}
 	return &info.listed, nil
+}
+
+// goEnv asks the go command in env, from dir, for the variables keys, one
+// value each.
+func goEnv(ctx context.Context, dir string, env []string, keys ...string) ([]string, error) {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"env"}, keys...)...)
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go env: %w", err)
+	}
+	vals := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(vals) != len(keys) {
+		return nil, fmt.Errorf("go env %s: %q", strings.Join(keys, " "), out)
+	}
+	return vals, nil
 }
 
 // requiresMote reports whether the module at dir already requires Mote.
@@ -263,15 +273,9 @@ func guestSource(root string) (string, error) {
 // toolchain in env, and returns its path: what go test needs to build a
 // test binary whose sockets work in a unikernel on loopback (mote test).
 func NetOverlay(ctx context.Context, dir string, env []string, cache string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "env", "GOROOT", "GOVERSION")
-	cmd.Dir, cmd.Env = dir, env
-	out, err := cmd.Output()
+	f, err := goEnv(ctx, dir, env, "GOROOT", "GOVERSION")
 	if err != nil {
-		return "", fmt.Errorf("go env: %w", err)
-	}
-	f := strings.Fields(string(out))
-	if len(f) != 2 {
-		return "", fmt.Errorf("go env GOROOT GOVERSION: %q", out)
+		return "", err
 	}
 	work := filepath.Join(cache, "netoverlay", hashOf(f[0]+"\x00"+f[1]))
 	replace, err := netOverlay(f[0], filepath.Join(work, "net"))
