@@ -141,15 +141,9 @@ func (fd *netFD) moteAccept() (*netFD, error) {
 	}
 	c, err := l.Accept()
 	if err != nil {
-		return nil, moteErr("accept", err)
+		return nil, wrapSyscallError("accept", err)
 	}
 	return moteNewFD(c, fd.family, fd.sotype, fd.net, true), nil
-}
-
-// moteErr wraps an errno from the stack as the system call's error, as
-// net's own paths do; other errors pass as they are.
-func moteErr(call string, err error) error {
-	return wrapSyscallError(call, err)
 }
 
 func (fd *netFD) moteClose() error {
@@ -173,25 +167,25 @@ func (fd *netFD) moteShutdown(how int) error {
 			err = c.CloseWrite()
 		}
 	}
-	return moteErr("shutdown", err)
+	return wrapSyscallError("shutdown", err)
 }
 
 func (fd *netFD) moteRead(p []byte) (int, error) {
 	r, ok := fd.ext.(io.Reader)
 	if !ok {
-		return 0, moteErr(readSyscallName, syscall.ENOTCONN)
+		return 0, wrapSyscallError(readSyscallName, syscall.ENOTCONN)
 	}
 	n, err := r.Read(p)
-	return n, moteErr(readSyscallName, err)
+	return n, wrapSyscallError(readSyscallName, err)
 }
 
 func (fd *netFD) moteWrite(p []byte) (int, error) {
 	w, ok := fd.ext.(io.Writer)
 	if !ok {
-		return 0, moteErr(writeSyscallName, syscall.ENOTCONN)
+		return 0, wrapSyscallError(writeSyscallName, syscall.ENOTCONN)
 	}
 	n, err := w.Write(p)
-	return n, moteErr(writeSyscallName, err)
+	return n, wrapSyscallError(writeSyscallName, err)
 }
 
 func (fd *netFD) moteWriteBuffers(v *Buffers) (n int64, err error) {
@@ -212,11 +206,11 @@ func (fd *netFD) moteReadFromAddr(p []byte) (int, *UDPAddr, error) {
 		ReadFrom([]byte) (int, Addr, error)
 	})
 	if !ok {
-		return 0, nil, moteErr(readFromSyscallName, syscall.EOPNOTSUPP)
+		return 0, nil, wrapSyscallError(readFromSyscallName, syscall.EOPNOTSUPP)
 	}
 	n, a, err := r.ReadFrom(p)
 	ua, _ := a.(*UDPAddr)
-	return n, ua, moteErr(readFromSyscallName, err)
+	return n, ua, wrapSyscallError(readFromSyscallName, err)
 }
 
 func (fd *netFD) moteReadFrom(p []byte) (int, syscall.Sockaddr, error) {
@@ -283,10 +277,10 @@ func (fd *netFD) moteWriteToAddr(p []byte, a *UDPAddr) (int, error) {
 		WriteTo([]byte, Addr) (int, error)
 	})
 	if !ok {
-		return 0, moteErr(writeToSyscallName, syscall.EOPNOTSUPP)
+		return 0, wrapSyscallError(writeToSyscallName, syscall.EOPNOTSUPP)
 	}
 	n, err := w.WriteTo(p, a)
-	return n, moteErr(writeToSyscallName, err)
+	return n, wrapSyscallError(writeToSyscallName, err)
 }
 
 func (fd *netFD) moteWriteTo(p []byte, sa syscall.Sockaddr) (int, error) {
@@ -296,7 +290,7 @@ func (fd *netFD) moteWriteTo(p []byte, sa syscall.Sockaddr) (int, error) {
 	case *syscall.SockaddrInet6:
 		return fd.moteWriteToInet6(p, sa)
 	}
-	return 0, moteErr(writeToSyscallName, syscall.EAFNOSUPPORT)
+	return 0, wrapSyscallError(writeToSyscallName, syscall.EAFNOSUPPORT)
 }
 
 func (fd *netFD) moteWriteToInet4(p []byte, sa *syscall.SockaddrInet4) (int, error) {
@@ -309,7 +303,7 @@ func (fd *netFD) moteWriteToInet6(p []byte, sa *syscall.SockaddrInet6) (int, err
 
 func (fd *netFD) moteWriteMsg(p []byte, oob []byte, sa syscall.Sockaddr) (n int, oobn int, err error) {
 	if len(oob) > 0 {
-		return 0, 0, moteErr(writeMsgSyscallName, syscall.EOPNOTSUPP)
+		return 0, 0, wrapSyscallError(writeMsgSyscallName, syscall.EOPNOTSUPP)
 	}
 	if sa == nil {
 		n, err = fd.moteWrite(p)
@@ -321,7 +315,7 @@ func (fd *netFD) moteWriteMsg(p []byte, oob []byte, sa syscall.Sockaddr) (n int,
 
 func (fd *netFD) moteWriteMsgInet4(p []byte, oob []byte, sa *syscall.SockaddrInet4) (n int, oobn int, err error) {
 	if len(oob) > 0 {
-		return 0, 0, moteErr(writeMsgSyscallName, syscall.EOPNOTSUPP)
+		return 0, 0, wrapSyscallError(writeMsgSyscallName, syscall.EOPNOTSUPP)
 	}
 	n, err = fd.moteWriteToInet4(p, sa)
 	return n, 0, err
@@ -329,7 +323,7 @@ func (fd *netFD) moteWriteMsgInet4(p []byte, oob []byte, sa *syscall.SockaddrIne
 
 func (fd *netFD) moteWriteMsgInet6(p []byte, oob []byte, sa *syscall.SockaddrInet6) (n int, oobn int, err error) {
 	if len(oob) > 0 {
-		return 0, 0, moteErr(writeMsgSyscallName, syscall.EOPNOTSUPP)
+		return 0, 0, wrapSyscallError(writeMsgSyscallName, syscall.EOPNOTSUPP)
 	}
 	n, err = fd.moteWriteToInet6(p, sa)
 	return n, 0, err
