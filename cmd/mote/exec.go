@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -30,9 +31,12 @@ func runExec(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return exitError, err
 	}
+	// The binary is the first argument that is neither one of mote run's
+	// flags nor a value of one.
+	runFS := runFlags(new(runOptions), io.Discard)
 	i := 0
 	for i < len(args) && strings.HasPrefix(args[i], "-") {
-		if f := strings.TrimLeft(args[i], "-"); !strings.Contains(f, "=") && flagTakesValue(f) {
+		if f := runFS.Lookup(strings.TrimLeft(args[i], "-")); f != nil && !isBoolFlag(f) {
 			i++
 		}
 		i++
@@ -67,11 +71,8 @@ func treeRoot(wd string) string {
 	}
 }
 
-// flagTakesValue reports whether mote run's flag name takes a value.
-func flagTakesValue(name string) bool {
-	switch name {
-	case "strict", "stats", "trace":
-		return false
-	}
-	return true
+// isBoolFlag reports whether f takes no value (-strict, not -m 64M).
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }

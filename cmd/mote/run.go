@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -92,6 +93,27 @@ func imageCacheDir(o runOptions) string {
 	return imagecache.DefaultDir()
 }
 
+// runFlags are mote run's flags, set into o (mote exec parses the same).
+func runFlags(o *runOptions, stderr io.Writer) *flag.FlagSet {
+	fs := newFlags("run", stderr)
+	fs.StringVar(&o.target, "t", "hvt", "target")
+	fs.StringVar(&o.memory, "m", "64M", "guest memory (64M, 1G; a bare number is MiB)")
+	fs.IntVar(&o.cpus, "cpus", 1, "guest CPUs")
+	fs.Var(&o.env, "env", "KEY=VALUE")
+	fs.Var(&o.nets, "net", "user or tap:IFNAME")
+	fs.Var(&o.publish, "p", "publish a port")
+	fs.Var(&o.blocks, "block", "NAME=FILE[,ro]")
+	fs.Var(&o.trees, "fs", "NAME=DIR")
+	fs.Var(&o.volumes, "v", "SRC:/PATH[:ro]")
+	fs.StringVar(&o.workdir, "w", "/", "working directory in the guest")
+	fs.StringVar(&o.host, "hostname", "mote", "the guest's host name")
+	fs.BoolVar(&o.strict, "strict", false, "")
+	fs.BoolVar(&o.stats, "stats", false, "")
+	fs.BoolVar(&o.trace, "trace", false, "")
+	fs.StringVar(&o.profile, "profile", "", "FILE")
+	return fs
+}
+
 // listFlag collects a repeatable flag.
 type listFlag []string
 
@@ -119,22 +141,7 @@ type runOptions struct {
 
 func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	var o runOptions
-	fs := newFlags("run", stderr)
-	fs.StringVar(&o.target, "t", "hvt", "target")
-	fs.StringVar(&o.memory, "m", "64M", "guest memory (64M, 1G; a bare number is MiB)")
-	fs.IntVar(&o.cpus, "cpus", 1, "guest CPUs")
-	fs.Var(&o.env, "env", "KEY=VALUE")
-	fs.Var(&o.nets, "net", "user or tap:IFNAME")
-	fs.Var(&o.publish, "p", "publish a port")
-	fs.Var(&o.blocks, "block", "NAME=FILE[,ro]")
-	fs.Var(&o.trees, "fs", "NAME=DIR")
-	fs.Var(&o.volumes, "v", "SRC:/PATH[:ro]")
-	fs.StringVar(&o.workdir, "w", "/", "working directory in the guest")
-	fs.StringVar(&o.host, "hostname", "mote", "the guest's host name")
-	fs.BoolVar(&o.strict, "strict", false, "")
-	fs.BoolVar(&o.stats, "stats", false, "")
-	fs.BoolVar(&o.trace, "trace", false, "")
-	fs.StringVar(&o.profile, "profile", "", "FILE")
+	fs := runFlags(&o, stderr)
 	if err := parse(fs, args); err != nil {
 		return exitUsage, err
 	}
