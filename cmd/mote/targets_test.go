@@ -170,6 +170,51 @@ func TestSPTGuestInheritsNoStrayDescriptor(t *testing.T) {
 	}
 }
 
+// TestThreadsCapped: a guest has at most 1024 threads on hvt and spt;
+// beyond, clone answers EAGAIN and the Go runtime stops the program with
+// its own message. A review's spt guest made 3003.
+func TestThreadsCapped(t *testing.T) {
+	bin := guestBinary(t, "threads")
+	for _, target := range confiningTargets(t) {
+		got := mote(t, "run", "-t", target, bin, "--", "100")
+		if got.status != 0 || got.stdout != "threads: 100\n" {
+			t.Errorf("%s, 100 threads: status %d, stdout %q\nstderr:\n%s", target, got.status, got.stdout, tailOf(got.stderr))
+		}
+		got = mote(t, "run", "-t", target, bin, "--", "1500")
+		if got.status != 2 || !strings.Contains(got.stderr, "failed to create new OS thread (have 1025 already; errno=11)") {
+			t.Errorf("%s, 1500 threads: status %d, stdout %q\nstderr:\n%s", target, got.status, got.stdout, tailOf(got.stderr))
+		}
+		if target == "spt" && !strings.Contains(got.stderr, "mote: the guest reached 1024 threads") {
+			t.Errorf("spt: no word from mote of the limit:\n%s", tailOf(got.stderr))
+		}
+	}
+}
+
+// TestSPTMemoryBounded: an spt guest that allocates without end stops at
+// its RLIMIT_DATA, max(2 × -m, -m + 64 MiB), with the runtime's own "out
+// of memory". A review's guest touched 2 GiB under -m 64M.
+func TestSPTMemoryBounded(t *testing.T) {
+	got := mote(t, "run", "-t", "spt", "-m", "32M", guestBinary(t, "oom"))
+	if got.status != 2 || !strings.Contains(got.stderr, "fatal error: runtime: out of memory") {
+		t.Fatalf("status %d\nstdout:\n%s\nstderr:\n%s", got.status, tailOf(got.stdout), tailOf(got.stderr))
+	}
+	var last int
+	for _, l := range strings.Split(strings.TrimSpace(got.stdout), "\n") {
+		fmt.Sscanf(l, "live MiB: %d", &last)
+	}
+	if last == 0 || last > 96 {
+		t.Errorf("last reported %d MiB live, want some and at most 96", last)
+	}
+}
+
+// tailOf is the end of a long output, for a failure's message.
+func tailOf(s string) string {
+	if len(s) > 2000 {
+		return "…" + s[len(s)-2000:]
+	}
+	return s
+}
+
 // TestStdlibTestsOnSPT runs standard-library test binaries under spt with
 // --strict, as host/hvt's TestStdlibTests does under hvt (the same skips:
 // tests that need files, exec or sockets).

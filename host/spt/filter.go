@@ -183,16 +183,9 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.PROT_EXEC, SkipTrue: 1},
 		retAllow, retNotify)
 
-	// clone: exactly the Go runtime's thread flags.
-	const goClone = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
-		unix.CLONE_THREAD | unix.CLONE_SYSVSEM
-	rule(unix.SYS_CLONE,
-		bpf.LoadAbsolute{Off: argHi(0), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 3},
-		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: goClone | unix.CLONE_SETTLS, SkipTrue: 2},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: goClone, SkipTrue: 1},
-		retNotify, retAllow)
+	// clone: to the supervisor, which lets the Go runtime's thread flags
+	// through (isGoClone) up to MaxThreads threads.
+	rule(unix.SYS_CLONE, retNotify)
 
 	// arch_prctl: setting and reading FS only.
 	rule(unix.SYS_ARCH_PRCTL,

@@ -40,7 +40,7 @@ type Config struct {
 	Image  string
 	Args   []string
 	Env    []string
-	Memory uint64 // sets GOMEMLIMIT (¾ of it) unless Env does; not a hard cap
+	Memory uint64 // sets GOMEMLIMIT (¾ of it) unless Env does, and RLIMIT_DATA (dataLimit)
 	// CPUs sets GOMAXPROCS unless Env does: the Go code runs on as many
 	// threads as an hvt guest has vCPUs, without pinning the process to
 	// particular host CPUs. One is also faster for a network service on a
@@ -176,7 +176,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if cfg.Memory > 0 && !hasKey(env, "GOMEMLIMIT") {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatUint(cfg.Memory*3/4, 10))
 	}
-	p := plan{Argv: append([]string{filepath.Base(cfg.Image)}, cfg.Args...), Env: env, Devices: len(extra), Blocks: blocks, Rings: rings, FSize: fsize}
+	p := plan{Argv: append([]string{filepath.Base(cfg.Image)}, cfg.Args...), Env: env, Devices: len(extra), Blocks: blocks, Rings: rings, FSize: fsize, Data: dataLimit(cfg.Memory)}
 
 	planR, planW, err := os.Pipe()
 	if err != nil {
@@ -252,6 +252,9 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if bad := sup.fatal(); bad != "" {
 		return ExitBadSyscall, &ExitError{Status: ExitBadSyscall, Report: "mote: " + bad}
 	}
+	if n := sup.refusedClones(); n > 0 {
+		fmt.Fprintf(orDiscard(cfg.Stderr), "mote: the guest reached %d threads, spt's limit: %d clones answered EAGAIN\n", MaxThreads, n)
+	}
 	if n := sup.outside(); n != "" {
 		fmt.Fprintf(orDiscard(cfg.Stderr), "mote: the guest made system calls outside the Mote ABI (answered ENOSYS): %s\n", n)
 	}
@@ -269,6 +272,18 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		return ExitTender, werr
 	}
 	return 0, nil
+}
+
+// dataLimit is the guest's RLIMIT_DATA for memory (-m): what hvt lets a
+// guest commit, max(2 × memory, memory + 64 MiB). A Go heap maps more than
+// it touches (it grows in chunks of 4 MiB and more), so a limit of memory
+// itself would stop programs that hvt runs; hvt also bounds what a guest
+// touches to memory, which spt cannot without a cgroup.
+func dataLimit(memory uint64) uint64 {
+	if memory == 0 {
+		return 0
+	}
+	return max(2*memory, memory+64<<20)
 }
 
 func hasKey(env []string, k string) bool {
@@ -289,12 +304,14 @@ func orDiscard(w io.Writer) io.Writer {
 
 // supervisor answers the filter's notifications: calls outside the ABI.
 type supervisor struct {
-	files   files // the guest's tree, for the calls that name a path
-	mu      sync.Mutex
-	wg      sync.WaitGroup
-	bad     string
-	counts  map[string]int
-	started bool
+	files  files // the guest's tree, for the calls that name a path
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	bad    string
+	counts map[string]int
+	// clonesRefused counts clones answered EAGAIN at MaxThreads.
+	clonesRefused int
+	started       bool
 }
 
 // seccompNotif and seccompNotifResp are struct seccomp_notif and
@@ -371,6 +388,16 @@ func (s *supervisor) watch(sock *os.File, proc *os.Process, strict bool, done <-
 			}
 			continue
 		}
+		if req.Nr == unix.SYS_CLONE && isGoClone(req.Args[0]) {
+			resp := cloneAnswer(req.ID, proc.Pid)
+			if resp.Error != 0 {
+				s.mu.Lock()
+				s.clonesRefused++
+				s.mu.Unlock()
+			}
+			unix.Syscall(unix.SYS_IOCTL, uintptr(listener), ioctlNotifSend, uintptr(unsafe.Pointer(&resp)))
+			continue
+		}
 		name := sysnames.Name(uint64(req.Nr))
 		desc := fmt.Sprintf("%s (nr %d, args %#x %#x %#x)", name, req.Nr, req.Args[0], req.Args[1], req.Args[2])
 		s.mu.Lock()
@@ -410,6 +437,12 @@ func (s *supervisor) fatal() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bad
+}
+
+func (s *supervisor) refusedClones() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clonesRefused
 }
 
 func (s *supervisor) outside() string {

@@ -29,6 +29,7 @@ type plan struct {
 	Blocks    []BlockFD // FD is the manifest's number
 	Rings     []int     // the NICs' ring files, by the manifest's number
 	FSize     uint64    // RLIMIT_FSIZE: the largest writable block device, or 0
+	Data      uint64    // RLIMIT_DATA: the guest's writable private memory, or 0
 }
 
 // Stage2 confines this process and replaces it with the image. It returns
@@ -83,6 +84,15 @@ func stage2() error {
 	// filter lets the guest set no limit but RLIMIT_NOFILE.
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
 		return fmt.Errorf("RLIMIT_CORE: %w", err)
+	}
+	// The guest's memory: RLIMIT_DATA bounds its private writable
+	// mappings (heap, .data, .bss), which is what it can make the host
+	// hold. The filter lets it set no limit but RLIMIT_NOFILE.
+	if p.Data > 0 {
+		lim := unix.Rlimit{Cur: p.Data, Max: p.Data}
+		if err := unix.Setrlimit(unix.RLIMIT_DATA, &lim); err != nil {
+			return fmt.Errorf("RLIMIT_DATA: %w", err)
+		}
 	}
 	if p.FSize > 0 {
 		lim := unix.Rlimit{Cur: p.FSize, Max: p.FSize}
