@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // One table of real Go programs (host/hvt/testdata/guests), run natively
@@ -213,6 +217,45 @@ func tailOf(s string) string {
 		return "…" + s[len(s)-2000:]
 	}
 	return s
+}
+
+// TestSPTGuestGetsNoTerminal: run from a terminal, an spt guest writes
+// to pipes that mote relays, not to the terminal itself: a review's guest
+// read keystrokes through its stdout descriptor and left the terminal
+// non-blocking for the shell.
+func TestSPTGuestGetsNoTerminal(t *testing.T) {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("SKIPPED LOUDLY: no pseudo-terminal to run mote on: %v", err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, moteBin, "run", "-t", "spt", guestBinary(t, "escape"), "--", "stdio")
+	cmd.Dir = "../.."
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	var out bytes.Buffer
+	io.Copy(&out, ptmx) // until EIO: no writer left
+	want := "fd 1: readable false, pipe true (errno 0)\r\nfd 2: readable false, pipe true (errno 0)\r\n"
+	if out.String() != want {
+		t.Errorf("the guest's output descriptors:\n%q\nwant\n%q", out.String(), want)
+	}
 }
 
 // TestStdlibTestsOnSPT runs standard-library test binaries under spt with

@@ -197,7 +197,12 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 	cmd := exec.Command(self, Stage2Arg)
 	cmd.Env = []string{} // the guest's environment is the plan's, nothing inherited
-	cmd.Stdout, cmd.Stderr = orDiscard(cfg.Stdout), orDiscard(cfg.Stderr)
+	// Pipes that mote relays, never mote's own descriptors: a terminal
+	// passed on would let the guest read keystrokes through its stdout (a
+	// terminal is open for reading and writing) and leave it non-blocking
+	// for the shell. os/exec makes the pipes for a writer that is not a
+	// file.
+	cmd.Stdout, cmd.Stderr = struct{ io.Writer }{orDiscard(cfg.Stdout)}, struct{ io.Writer }{orDiscard(cfg.Stderr)}
 	cmd.ExtraFiles = append([]*os.File{planR, theirs, img.File()}, extra...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -4,7 +4,8 @@
 // file limit), and with a NIC on spt mmapringexec (map the NIC's ring file
 // executable) or mmapnotify (map its notification eventfd). A confined
 // guest must be stopped at the attempt. With "fds" it only lists the
-// descriptors above 2 it has, and ends.
+// descriptors above 2 it has, and ends; with "stdio" it says what its
+// output descriptors are.
 package main
 
 import (
@@ -20,6 +21,19 @@ func main() {
 	p := uintptr(unsafe.Pointer(&path[0]))
 	var r1 uintptr
 	var e syscall.Errno
+	if os.Args[1] == "stdio" {
+		// What the guest's output descriptors are: a terminal mote was
+		// given must not reach it (the guest could read keystrokes
+		// through it, or leave it non-blocking for the shell).
+		for fd := 1; fd <= 2; fd++ {
+			fl, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+			var st syscall.Stat_t
+			syscall.Fstat(fd, &st)
+			fmt.Printf("fd %d: readable %v, pipe %v (%v)\n", fd, e == 0 && fl&syscall.O_ACCMODE != syscall.O_WRONLY,
+				st.Mode&syscall.S_IFMT == syscall.S_IFIFO, e)
+		}
+		return
+	}
 	if os.Args[1] == "fds" {
 		for fd := 3; fd < 256; fd++ {
 			if _, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0); e == 0 {
