@@ -105,34 +105,18 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 	rule(unix.SYS_READ, rw...)
 	rule(unix.SYS_WRITE, rw...)
 
-	// pread64 / pwrite64: on a block device, whole sectors, inside it (the
-	// offset below the size, the count at most 1 MiB; RLIMIT_FSIZE keeps
-	// the last request from growing the file); on any other descriptor
-	// (a file the supervisor opened from the guest's tree), as the kernel
-	// allows.
+	// pread64 / pwrite64: on a block device, whole sectors inside it (the
+	// count at most 1 MiB, offset + count at most the size, as 64 bits);
+	// on any other descriptor (a file the supervisor opened from the
+	// guest's tree), as the kernel allows. RLIMIT_FSIZE alone, the largest
+	// device's size, let a write past a smaller device's end grow it.
 	for _, write := range []bool{false, true} {
 		var body []bpf.Instruction
 		for _, b := range p.Blocks {
 			if write && b.ReadOnly {
 				continue
 			}
-			last := b.Size - 1
-			check := []bpf.Instruction{
-				bpf.LoadAbsolute{Off: argHi(2), Size: 4}, // count < 4 GiB
-				bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: 11},
-				bpf.LoadAbsolute{Off: argLo(2), Size: 4},
-				bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 1 << 20, SkipTrue: 9},
-				bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: 8},
-				bpf.LoadAbsolute{Off: argLo(3), Size: 4}, // offset aligned
-				bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: 6},
-				bpf.LoadAbsolute{Off: argHi(3), Size: 4}, // offset <= size-1, as 64 bits
-				bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(last >> 32), SkipTrue: 4},
-				bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(last >> 32), SkipFalse: 2},
-				bpf.LoadAbsolute{Off: argLo(3), Size: 4},
-				bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(last), SkipTrue: 1},
-				retAllow,
-				retNotify,
-			}
+			check := blockBounds(b)
 			body = append(body, bpf.LoadAbsolute{Off: argLo(0), Size: 4},
 				bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(b.FD), SkipFalse: uint8(len(check))})
 			body = append(body, check...)
@@ -371,4 +355,39 @@ func Calls() (map[uint32]bool, error) {
 		out[uint32(nr)] = true
 	}
 	return out, nil
+}
+
+// blockBounds checks a pread64 or pwrite64 on block device b: count
+// (argument 2) below 4 GiB, at most 1 MiB and whole sectors; offset
+// (argument 3) whole sectors; and offset + count at most the device's size,
+// added as 64 bits (the low words, with their carry into the high word).
+// It ends in allow and notify.
+func blockBounds(b BlockFD) []bpf.Instruction {
+	sizeHi, sizeLo := uint32(b.Size>>32), uint32(b.Size)
+	const allow, notify = 20, 21 // the indices of the last two
+	to := func(from, target int) uint8 { return uint8(target - from - 1) }
+	return []bpf.Instruction{
+		0:  bpf.LoadAbsolute{Off: argHi(2), Size: 4},
+		1:  bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: to(1, notify)},
+		2:  bpf.LoadAbsolute{Off: argLo(2), Size: 4},
+		3:  bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 1 << 20, SkipTrue: to(3, notify)},
+		4:  bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: to(4, notify)},
+		5:  bpf.TAX{}, // X = count
+		6:  bpf.LoadAbsolute{Off: argLo(3), Size: 4},
+		7:  bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: to(7, notify)},
+		8:  bpf.ALUOpX{Op: bpf.ALUOpAdd}, // A = low word of the end
+		9:  bpf.StoreScratch{Src: bpf.RegA, N: 0},
+		10: bpf.JumpIfX{Cond: bpf.JumpLessThan, SkipTrue: to(10, 13)}, // the sum wrapped: a carry
+		11: bpf.LoadAbsolute{Off: argHi(3), Size: 4},
+		12: bpf.Jump{Skip: uint32(to(12, 16))},
+		13: bpf.LoadAbsolute{Off: argHi(3), Size: 4},
+		14: bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: sizeHi, SkipTrue: to(14, notify)}, // (and +1 cannot wrap)
+		15: bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1},
+		16: bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: sizeHi, SkipTrue: to(16, notify)},
+		17: bpf.JumpIf{Cond: bpf.JumpEqual, Val: sizeHi, SkipFalse: to(17, allow)},
+		18: bpf.LoadScratch{Dst: bpf.RegA, N: 0},
+		19: bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: sizeLo, SkipTrue: to(19, notify)},
+		allow:  retAllow,
+		notify: retNotify,
+	}
 }

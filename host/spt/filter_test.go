@@ -35,22 +35,7 @@ func TestFilterBuilds(t *testing.T) {
 // guest could make to reach past itself, and of the calls Go makes.
 func TestFilterArguments(t *testing.T) {
 	const pid = 42
-	prog, err := Build(Policy{Pid: pid, ImageFD: 14, NotifySock: 15})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := make([]bpf.RawInstruction, len(prog))
-	for i, f := range prog {
-		raw[i] = bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}
-	}
-	insns, ok := bpf.Disassemble(raw)
-	if !ok {
-		t.Fatal("the filter does not disassemble")
-	}
-	vm, err := bpf.NewVM(insns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := filterVM(t, Policy{Pid: pid, ImageFD: 14, NotifySock: 15})
 	const (
 		allow  = unix.SECCOMP_RET_ALLOW
 		notify = unix.SECCOMP_RET_USER_NOTIF
@@ -95,21 +80,88 @@ func TestFilterArguments(t *testing.T) {
 		{"fchmod(the image)", unix.SYS_FCHMOD, []uint64{14, 0o777}, einval},
 		{"setsockopt(3): the kernel's ENOTSOCK", unix.SYS_SETSOCKOPT, []uint64{3, unix.SOL_SOCKET, unix.SO_RCVBUF}, allow},
 	} {
+		got := run(c.nr, c.args...)
+		if got != c.want {
+			t.Errorf("%s: %#x, want %#x", c.name, got, c.want)
+		}
+	}
+}
+
+// filterVM builds the filter for p and returns a function that runs it in
+// x/net/bpf's VM on a call's seccomp data, returning the action.
+func filterVM(t *testing.T, p Policy) func(nr uint32, args ...uint64) uint32 {
+	t.Helper()
+	prog, err := Build(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]bpf.RawInstruction, len(prog))
+	for i, f := range prog {
+		raw[i] = bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}
+	}
+	insns, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatal("the filter does not disassemble")
+	}
+	vm, err := bpf.NewVM(insns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(nr uint32, args ...uint64) uint32 {
 		// The kernel loads each 32-bit word of struct seccomp_data in
 		// host order; the VM loads network order: words go big-endian.
 		data := make([]byte, 64)
-		binary.BigEndian.PutUint32(data[offNr:], c.nr)
+		binary.BigEndian.PutUint32(data[offNr:], nr)
 		binary.BigEndian.PutUint32(data[offArch:], auditArchX8664)
-		for i, a := range c.args {
+		for i, a := range args {
 			binary.BigEndian.PutUint32(data[argLo(i):], uint32(a))
 			binary.BigEndian.PutUint32(data[argHi(i):], uint32(a>>32))
 		}
 		got, err := vm.Run(data)
 		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
+			t.Fatalf("%d %#x: %v", nr, args, err)
 		}
-		if uint32(got) != c.want {
-			t.Errorf("%s: %#x, want %#x", c.name, uint32(got), c.want)
+		return uint32(got)
+	}
+}
+
+// A block device's reads and writes stay inside it: offset + count at
+// most its size, added as 64 bits. A write at a small device's last
+// sector of up to 1 MiB grew its file before (RLIMIT_FSIZE is the largest
+// device's size).
+func TestFilterBlockBounds(t *testing.T) {
+	const small, big = 64 << 10, 8<<30 + 4096
+	run := filterVM(t, Policy{Pid: 42, ImageFD: 14, NotifySock: 15, Blocks: []BlockFD{
+		{FD: 4, Size: small, Sector: 512}, {FD: 5, Size: big, Sector: 4096}}})
+	const allow, notify = unix.SECCOMP_RET_ALLOW, unix.SECCOMP_RET_USER_NOTIF
+	for _, c := range []struct {
+		name                string
+		fd, count, offset   uint64
+		wantRead, wantWrite uint32
+	}{
+		{"first sector", 4, 512, 0, allow, allow},
+		{"last sector", 4, 512, small - 512, allow, allow},
+		{"the whole device", 4, small, 0, allow, allow},
+		{"past the end from the last sector", 4, 1024, small - 512, notify, notify},
+		{"1 MiB from the start of a 64 KiB device", 4, 1 << 20, 0, notify, notify},
+		{"at the end", 4, 512, small, notify, notify},
+		{"unaligned offset", 4, 512, 100, notify, notify},
+		{"unaligned count", 4, 100, 0, notify, notify},
+		{"count of 4 GiB + 512", 4, 1<<32 | 512, 0, notify, notify},
+		{"offset 2^32 (the low word 0)", 4, 512, 1 << 32, notify, notify},
+		{"big: last page", 5, 4096, big - 4096, allow, allow},
+		{"big: a page past the end", 5, 8192, big - 4096, notify, notify},
+		{"big: across 4 GiB (a carry)", 5, 8192, 1<<32 - 4096, allow, allow},
+		{"big: a carry into the last high word, to the end", 5, 8192, 2<<32 - 4096, allow, allow},
+		{"big: a carry into the last high word, past the end", 5, 12288, 2<<32 - 4096, notify, notify},
+		{"big: offset 2^64 - 4096 (a carry that would wrap)", 5, 8192, ^uint64(0) &^ 4095, notify, notify},
+		{"another descriptor: the kernel's checks", 9, 1 << 20, 1 << 40, allow, allow},
+	} {
+		if got := run(unix.SYS_PREAD64, c.fd, 0x10000, c.count, c.offset); got != c.wantRead {
+			t.Errorf("pread64 %s: %#x, want %#x", c.name, got, c.wantRead)
+		}
+		if got := run(unix.SYS_PWRITE64, c.fd, 0x10000, c.count, c.offset); got != c.wantWrite {
+			t.Errorf("pwrite64 %s: %#x, want %#x", c.name, got, c.wantWrite)
 		}
 	}
 }
