@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,6 +257,40 @@ func TestSPTGuestGetsNoTerminal(t *testing.T) {
 	want := "fd 1: readable false, pipe true (errno 0)\r\nfd 2: readable false, pipe true (errno 0)\r\n"
 	if out.String() != want {
 		t.Errorf("the guest's output descriptors:\n%q\nwant\n%q", out.String(), want)
+	}
+}
+
+// TestSPTStoppedGuestEnds: a guest that stops itself with SIGSTOP does
+// not hold mote: SIGTERM to mote reaches it (mote continues it), and it
+// ends of that signal. Before, mote waited for ever and Ctrl-C and SIGTERM
+// did nothing.
+func TestSPTStoppedGuestEnds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, moteBin, "run", "-t", "spt", guestBinary(t, "escape"), "--", "stop")
+	cmd.Dir = "../.."
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "trying stop\n" {
+		cmd.Process.Kill()
+		t.Fatalf("first line %q", line)
+	}
+	time.Sleep(200 * time.Millisecond) // the guest stops itself
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("mote still waited for its stopped guest a minute later\n%s", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGTERM) {
+		t.Errorf("status %d (%v), want %d: the guest ended by the SIGTERM passed on\n%s", code, err, 128+int(syscall.SIGTERM), stderr.String())
 	}
 }
 

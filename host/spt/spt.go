@@ -239,10 +239,20 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	sup.wg.Add(1) // before the goroutine runs: wait must not return before it ends
 	go sup.watch(mine, cmd.Process, cfg.Strict, done)
 	go func() {
+		var kill <-chan time.Time
 		for {
 			select {
 			case s := <-sigs:
+				if kill != nil {
+					cmd.Process.Kill() // asked twice: no more waiting
+					continue
+				}
 				cmd.Process.Signal(s)
+				// A guest that stopped itself would never take it.
+				cmd.Process.Signal(syscall.SIGCONT)
+				kill = time.After(StopGrace)
+			case <-kill:
+				cmd.Process.Kill()
 			case <-ctx.Done():
 				cmd.Process.Kill()
 			case <-done:
@@ -278,6 +288,12 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 	return 0, nil
 }
+
+// StopGrace is how long a guest has to end after mote passes it SIGINT,
+// SIGTERM or SIGHUP before mote kills it (as docker stop waits): a guest
+// that ignores the signal, or stopped itself with SIGSTOP, must not hold
+// mote. A second signal kills it at once.
+const StopGrace = 10 * time.Second
 
 // dataLimit is the guest's RLIMIT_DATA for memory (-m): what hvt lets a
 // guest commit, max(2 × memory, memory + 64 MiB). A Go heap maps more than
