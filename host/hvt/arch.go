@@ -11,11 +11,12 @@ import (
 // The guest's x86-64 machine state.
 //
 // The program runs at CPL3 with the tender's page tables. Ring 0 holds no
-// kernel: only one-instruction stubs that exit to the tender with `out`.
-// The SYSCALL entry (LSTAR) and each exception vector have their own stub
-// and port; the tender then reads the state it needs (the syscall
-// registers, or the exception frame the CPU pushed on the per-vCPU ring-0
-// stack), does the work, and puts the vCPU back at CPL3 itself by setting
+// kernel: only one-instruction stubs that exit to the tender. Each
+// exception vector has its own stub and port (`out`, which only ring 0 may
+// execute: IOPL is 0); the SYSCALL entry (LSTAR) stores to the doorbell
+// page. The tender then reads the state it needs (the syscall registers,
+// or the exception frame the CPU pushed on the per-vCPU ring-0 stack),
+// does the work, and puts the vCPU back at CPL3 itself by setting
 // RIP, RSP, RFLAGS, CS and SS through the synchronized registers. No guest
 // instruction ever returns from ring 0, which matters on kvm-pvm, where
 // ring-0 code is emulated instruction by instruction and SYSRET faults.
@@ -31,12 +32,9 @@ const (
 	selTSS      = 0x40
 )
 
-// I/O ports of the ring-0 stubs.
-const (
-	portSyscall = 0x80 // LSTAR stub
-	portOther   = 0xff // vectors 32-255, which nothing should raise
-	// ports 0-31: exception vectors
-)
+// portOther is the stub port of vectors 32-255, which nothing should
+// raise; vectors 0-31 exit through the port of their own number.
+const portOther = 0xff
 
 // Kernel virtual layout (supervisor-only pages in the upper half).
 const (
@@ -54,11 +52,10 @@ const (
 	stubSize  = 16
 	stubOther = 32 * stubSize
 	tssOffset = 0x100 // in the per-vCPU page, after the GDT
-	// rflagsDefault is IF, the reserved bit, and IOPL 3: on kvm-pvm the
-	// SYSCALL target runs with user privilege (see setupKernel), so the
-	// syscall stub's `out` needs IOPL 3. It lets guest code reach only the
-	// tender's ports, which is what a system call does anyway.
-	rflagsDefault = 0x3202
+	// rflagsDefault is IF and the reserved bit. IOPL is 0, so that only
+	// the ring-0 stubs can exit through a port: with IOPL 3 the program
+	// could fake an exception's exit with `out`.
+	rflagsDefault = 0x202
 )
 
 // Control register and EFER bits.

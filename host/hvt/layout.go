@@ -50,3 +50,22 @@ func checkLayout(img *image.Image) error {
 	}
 	return nil
 }
+
+// checkFits refuses an image whose own memory does not fit in the guest's
+// (-m): its writable segments (.data, .bss), which the guest may dirty
+// all of, count against -m like any page it touches.
+func checkFits(img *image.Image, limit uint64) error {
+	var need uint64
+	for _, s := range img.Segments {
+		if s.Write {
+			need += alignUp(s.Vaddr+s.Memsz, pageSize) - s.Vaddr&^(pageSize-1)
+		} else if s.Memsz > uint64(len(s.Data)) {
+			need += alignUp(s.Memsz-uint64(len(s.Data)), pageSize) // a read-only .bss
+		}
+	}
+	if need > limit {
+		return fmt.Errorf("hvt: image %s: its writable segments (.data and .bss) take %d MiB, more than the guest's memory (-m %d MiB)",
+			img.Path, need>>20, limit>>20)
+	}
+	return nil
+}

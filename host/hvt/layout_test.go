@@ -43,3 +43,19 @@ func TestLayoutRefusesTenderRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An image whose writable segments exceed -m is refused before boot: a
+// review's program dirtied 1.9 GB of .bss under -m 16M.
+func TestImageMustFitMemory(t *testing.T) {
+	img := &image.Image{Path: "big", Segments: []image.Segment{
+		{Vaddr: 0x400000, Memsz: 8 << 20, Data: make([]byte, 8<<20), Read: true, Exec: true}, // text: the file's pages
+		{Vaddr: 0xc00000, Memsz: 40 << 20, Data: make([]byte, 1<<20), Read: true, Write: true},
+	}}
+	if err := checkFits(img, 64<<20); err != nil {
+		t.Errorf("40 MiB of .data and .bss under 64 MiB: %v", err)
+	}
+	err := checkFits(img, 32<<20)
+	if err == nil || !strings.Contains(err.Error(), "take 40 MiB, more than the guest's memory (-m 32 MiB)") {
+		t.Errorf("40 MiB of .data and .bss under 32 MiB: %v", err)
+	}
+}

@@ -75,7 +75,9 @@ type machine struct {
 	stopFD   int    // eventfd written when the guest ends, for device threads
 	procPA   uint64 // the shim's process page
 	blocks   []bool // thread blocks in use, guarded by mu
-	patched  int    // system-call sites rewritten to call the shim
+
+	cloneFailures atomic.Int64 // clones answered EAGAIN
+	patched       int          // system-call sites rewritten to call the shim
 
 	doorbellPA uint64 // guest-physical page outside the memory slot
 	kickPA     uint64 // the NICs' doorbells (netdev.go), past doorbellPA; 0 until mapped
@@ -120,6 +122,9 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 		return nil, fmt.Errorf("hvt: --cpus %d: at most 64", cfg.CPUs)
 	}
 	if err := checkLayout(img); err != nil {
+		return nil, err
+	}
+	if err := checkFits(img, cfg.Memory); err != nil {
 		return nil, err
 	}
 	// Each NIC takes 2 MiB of rings below the Go heap and a word of the
@@ -426,7 +431,7 @@ func (m *machine) createVCPU() (*vcpu, error) {
 		{Index: msrSTAR, Data: uint64(selKernelCS)<<32 | uint64(selUserDS-8-3)<<48},
 		{Index: msrLSTAR, Data: kernEntry},
 		{Index: msrCSTAR, Data: kernEntry},
-		{Index: msrSFMASK, Data: 0x44700}, // TF, DF, IF, NT, AC as Linux, but IOPL kept (see rflagsDefault)
+		{Index: msrSFMASK, Data: 0x47700}, // TF, DF, IF, IOPL, NT, AC, as Linux
 	}); err != nil {
 		k.Close()
 		return nil, err
@@ -682,12 +687,21 @@ func (m *machine) mapImage() (shared, private uint64, err error) {
 	size := int(alignUp(uint64(m.img.Size), pageSize))
 	base := alignUp(uint64(len(m.mem.host))+pageSize, hugeSize)
 	slot := func(flags int) (uint64, error) {
-		b, err := unix.Mmap(int(src.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, flags)
+		prot, set := unix.PROT_READ|unix.PROT_WRITE, m.vm.SetMemory
+		if flags == unix.MAP_SHARED {
+			// The copy that every instance of the image runs: nothing
+			// in the guest may write it, even from ring 0.
+			prot = unix.PROT_READ
+			if n, _ := m.sys.Check(kvm.CapReadOnlyMem); n > 0 {
+				set = m.vm.SetReadOnlyMemory
+			}
+		}
+		b, err := unix.Mmap(int(src.Fd()), 0, size, prot, flags)
 		if err != nil {
 			return 0, fmt.Errorf("hvt: mapping %s: %w", m.img.Path, err)
 		}
 		pa := base
-		if err := m.vm.SetMemory(uint32(1+len(m.mem.files)), pa, b); err != nil {
+		if err := set(uint32(1+len(m.mem.files)), pa, b); err != nil {
 			unix.Munmap(b)
 			return 0, err
 		}

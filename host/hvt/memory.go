@@ -176,10 +176,24 @@ func mapGuestRAM(size uint64) ([]byte, error) {
 	return host, nil
 }
 
+// charge counts n more bytes of RAM as the guest's. Every page the guest
+// can make the host hold counts against -m: its own pages, its .bss, and
+// the page tables, shim, vDSO and rings made for it.
+func (m *memory) charge(n uint64) error {
+	if m.bound+n > m.limit {
+		return &oomError{"the guest touched more memory than -m allows", m.bound, m.limit}
+	}
+	m.bound += n
+	return nil
+}
+
 // allocPage returns a zeroed physical page. Callers hold mu or own m alone.
 func (m *memory) allocPage() (uint64, error) {
 	if m.sysNext+pageSize > m.hugeNext {
 		return 0, &oomError{"no physical page left", m.bound, m.limit}
+	}
+	if err := m.charge(pageSize); err != nil {
+		return 0, err
 	}
 	pa := m.sysNext
 	m.sysNext += pageSize
@@ -190,6 +204,9 @@ func (m *memory) allocHuge() (uint64, error) {
 	next := (m.hugeNext - hugeSize) &^ (hugeSize - 1)
 	if next < m.sysNext || m.hugeNext < hugeSize {
 		return 0, &oomError{"no physical 2 MiB page left", m.bound, m.limit}
+	}
+	if err := m.charge(hugeSize); err != nil {
+		return 0, err
 	}
 	m.hugeNext = next
 	return next, nil
@@ -202,7 +219,10 @@ func (m *memory) entry(va uint64, level int, create bool) (*uint64, error) {
 	table := m.pml4
 	for l := 4; ; l-- {
 		idx := (va >> (12 + 9*uint(l-1))) & 511
-		e := m.word(table + idx*8)
+		e := m.pte(table, idx)
+		if e == nil {
+			return nil, fmt.Errorf("hvt: the page table for %#x is at %#x, outside RAM", va, table)
+		}
 		if l == level {
 			return e, nil
 		}
@@ -248,9 +268,17 @@ func (m *memory) slot(pa uint64) ([]byte, bool) {
 	return nil, false
 }
 
-// word is the host view of the 8-byte guest-physical word at pa (RAM:
-// page tables and the tender's own pages).
-func (m *memory) word(pa uint64) *uint64 { return (*uint64)(unsafe.Pointer(&m.host[pa])) }
+// pte is the host view of entry idx of the page table at guest-physical
+// table, or nil if that is not RAM. The tender builds every table itself,
+// in RAM the program cannot reach; the check keeps a corrupted table (a
+// tender bug, or a guest that reached ring 0) from panicking the tender.
+func (m *memory) pte(table, idx uint64) *uint64 {
+	pa := table + idx*8
+	if table >= uint64(len(m.host)) || pa+8 > uint64(len(m.host)) {
+		return nil
+	}
+	return (*uint64)(unsafe.Pointer(&m.host[pa]))
+}
 
 // mapPage maps the 4 KiB page at va to pa with the given entry flags.
 func (m *memory) mapPage(va, pa, flags uint64) error {
@@ -304,8 +332,11 @@ func (m *memory) translate(va uint64) (pa uint64, flags uint64, ok bool) {
 	table := m.pml4
 	flags = pteUser | pteWrite
 	for l := 4; l >= 1; l-- {
-		idx := (va >> (12 + 9*uint(l-1))) & 511
-		v := atomic.LoadUint64(m.word(table + idx*8))
+		e := m.pte(table, (va>>(12+9*uint(l-1)))&511)
+		if e == nil {
+			return 0, 0, false
+		}
+		v := atomic.LoadUint64(e)
 		if v&ptePresent == 0 {
 			return 0, 0, false
 		}
@@ -324,7 +355,11 @@ func (m *memory) unbound(va uint64) uint64 {
 	table := m.pml4
 	for l := 4; l >= 1; l-- {
 		shift := 12 + 9*uint(l-1)
-		v := atomic.LoadUint64(m.word(table + (va>>shift&511)*8))
+		e := m.pte(table, va>>shift&511)
+		if e == nil {
+			return pageSize - va&(pageSize-1)
+		}
+		v := atomic.LoadUint64(e)
 		if v&ptePresent == 0 || l == 2 && v&ptePS != 0 {
 			span := uint64(1) << shift
 			return span - va&(span-1)
@@ -396,14 +431,10 @@ func (m *memory) faultLocked(va uint64, write bool) (bool, error) {
 			return false, err
 		}
 		if pde != nil && atomic.LoadUint64(pde)&ptePresent == 0 {
-			if m.bound+hugeSize > m.limit {
-				return false, &oomError{"the guest touched more memory than -m allows", m.bound, m.limit}
-			}
 			pa, err := m.allocHuge()
 			if err != nil {
 				return false, err
 			}
-			m.bound += hugeSize
 			atomic.StoreUint64(pde, pa|flags|ptePS)
 			return true, nil
 		}
@@ -416,17 +447,13 @@ func (m *memory) faultLocked(va uint64, write bool) (bool, error) {
 			}
 			break
 		}
-		if m.bound+pageSize > m.limit {
-			if n > 0 {
-				break
-			}
-			return false, &oomError{"the guest touched more memory than -m allows", m.bound, m.limit}
+		if n > 0 && m.bound+2*pageSize > m.limit {
+			break // keep room for a page table the next fault may need
 		}
 		pa, err := m.allocPage()
 		if err != nil {
 			return false, err
 		}
-		m.bound += pageSize
 		if err := m.mapPage(page, pa, flags); err != nil {
 			return false, err
 		}
@@ -571,6 +598,35 @@ func (m *memory) copyOut(va uint64, src []byte) error {
 	return m.access(va, len(src), true, func(host []byte, off int) { copy(host, src[off:]) })
 }
 
+// hostSlices is guest virtual memory [va, va+n) as the host's views of the
+// pages under it, with the guest's own permissions (faulting pages in),
+// neighbours that are neighbours in guest-physical memory merged: I/O
+// straight from and into guest memory (readv, writev), so that a call
+// blocked in the tender holds no copy of its buffer. The views stay valid
+// for the machine's life, since bindings are never removed (memory.go).
+func (m *memory) hostSlices(va uint64, n int, write bool) ([][]byte, error) {
+	if va >= userTop || uint64(n) > userTop-va {
+		return nil, unix.EFAULT
+	}
+	var out [][]byte
+	var next uint64 // the guest-physical address just past out's last view
+	for off := 0; off < n; {
+		pa, err := m.hostAddr(va+uint64(off), write)
+		if err != nil {
+			return nil, err
+		}
+		chunk := min(n-off, int(pageSize-(va+uint64(off))&(pageSize-1)))
+		if k := len(out) - 1; k >= 0 && pa == next {
+			out[k] = out[k][:len(out[k])+chunk] // the same slot: its view reaches on
+		} else {
+			out = append(out, m.phys(pa)[:chunk])
+		}
+		next = pa + uint64(chunk)
+		off += chunk
+	}
+	return out, nil
+}
+
 func (m *memory) access(va uint64, n int, write bool, f func(host []byte, off int)) error {
 	if n == 0 {
 		return nil
@@ -684,6 +740,9 @@ func (m *memory) populate(start, end uint64, prot int, data []byte, dataOff uint
 	n := (alignUp(end, pageSize) - start) / pageSize
 	if m.sysNext+n*pageSize > m.hugeNext {
 		return &oomError{"no physical page left", m.bound, m.limit}
+	}
+	if err := m.charge(n * pageSize); err != nil {
+		return err
 	}
 	pa := m.sysNext
 	m.sysNext += n * pageSize

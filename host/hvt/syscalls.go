@@ -380,6 +380,15 @@ func (t *thread) interrupted() bool {
 	return p&^t.mask() != 0
 }
 
+// cloneFailed reports the first clone the tender could not serve (the
+// guest gets EAGAIN): a guest retrying at its thread limit printed one
+// line per attempt.
+func (m *machine) cloneFailed(err error) {
+	if m.cloneFailures.Add(1) == 1 {
+		fmt.Fprintf(m.stderr, "mote: clone: %v (EAGAIN; later failures not shown)\n", err)
+	}
+}
+
 func sysClone(t *thread, a *sysArgs) int64 {
 	const want = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
 		unix.CLONE_THREAD | unix.CLONE_SYSVSEM
@@ -390,7 +399,7 @@ func sysClone(t *thread, a *sysArgs) int64 {
 	m := t.m
 	c, err := m.newVCPU()
 	if err != nil {
-		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
+		m.cloneFailed(err)
 		return -int64(unix.EAGAIN)
 	}
 	// The child starts as a copy of the parent at the instruction after
@@ -407,7 +416,7 @@ func sysClone(t *thread, a *sysArgs) int64 {
 	child, err := m.addThread(c, t)
 	if err != nil {
 		m.parkVCPU(c)
-		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
+		m.cloneFailed(err)
 		return -int64(unix.EAGAIN)
 	}
 	sregs.GS.Base = child.blkVA
@@ -415,7 +424,7 @@ func sysClone(t *thread, a *sysArgs) int64 {
 		err = c.k.SetRegs(&regs)
 	}
 	if err != nil {
-		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
+		m.cloneFailed(err)
 		m.dropThread(child)
 		return -int64(unix.EAGAIN)
 	}
@@ -427,7 +436,7 @@ func sysClone(t *thread, a *sysArgs) int64 {
 		err = c.k.SetXSAVE(&xs)
 	}
 	if err != nil {
-		fmt.Fprintf(m.stderr, "mote: clone: %v\n", err)
+		m.cloneFailed(err)
 		m.dropThread(child)
 		return -int64(unix.EAGAIN)
 	}

@@ -193,16 +193,18 @@ func (t *thread) handleExit() bool {
 	run := t.cpu.k.Run
 	switch r := run.ExitReason(); r {
 	case kvm.ExitIO:
+		// Only the ring-0 stubs may exit through a port (IOPL is 0); the
+		// stub's address is checked too, so that no other code can pass
+		// for an exception.
 		port, _, _ := run.IO()
+		rip := run.Regs().RIP
 		switch {
-		case port == portSyscall:
-			r := run.Regs()
-			return t.syscall(r.RSP)
-		case port < 32:
+		case port < 32 && rip-(kernStubs+uint64(port)*stubSize) < stubSize:
 			return t.exception(int(port))
-		default:
+		case port == portOther && rip-(kernStubs+stubOther) < stubSize:
 			t.crash("unexpected interrupt or exception vector above 31", nil)
-			return true
+		default:
+			t.crash(fmt.Sprintf("port I/O to %#x from %#x, which is not a ring-0 stub", port, rip), nil)
 		}
 	case kvm.ExitMMIO:
 		addr, write := run.MMIO()
@@ -211,6 +213,12 @@ func (t *thread) handleExit() bool {
 		}
 		if write && t.m.doorbell(addr) {
 			return false
+		}
+		if _, mem := t.m.mem.slot(addr); mem && write {
+			// Only the shared copy of the program is a read-only slot,
+			// and the page tables never let user mode store to it.
+			t.crash(fmt.Sprintf("store to guest-physical %#x, the program's read-only pages that instances share", addr), nil)
+			return true
 		}
 		t.crash(fmt.Sprintf("access to guest-physical %#x, which is not memory", addr), nil)
 	case kvm.ExitInternalError:
@@ -294,11 +302,6 @@ func (t *thread) exception(vector int) bool {
 			t.resume(userState{rip: ret, rsp: u.rsp + 8, rflags: u.rflags})
 			return false
 		}
-	}
-	if vector == 13 && u.rip == kernEntry {
-		// A SYSCALL whose entry runs with user privilege (kvm-pvm): the
-		// entry's `out` faulted instead of exiting. Serve the call.
-		return t.syscall(u.rsp)
 	}
 	info := siginfo{trapno: uint64(vector), err: errCode}
 	switch vector {

@@ -28,8 +28,9 @@ type Cache struct {
 	Dir string
 }
 
-// Open returns a descriptor, open for reading and writing, of the copy of
-// the image file f, making the copy first if there is none.
+// Open returns a descriptor, open for reading only, of the copy of the
+// image file f, making the copy first if there is none. Copies are made
+// read-only (mode 0400), so that nothing that maps one shared can write it.
 func (c Cache) Open(f *os.File) (*os.File, error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -114,7 +115,7 @@ func (c Cache) prepare() error {
 // open opens an existing copy and marks it used. A copy of the wrong size
 // or owner is removed and reported as missing.
 func open(name string, size int64) (*os.File, error) {
-	g, err := os.OpenFile(name, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	g, err := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -159,6 +160,9 @@ func (c Cache) create(name string, f *os.File, size int64) (*os.File, error) {
 		if n == 0 {
 			return fail(errors.New("the file shrank while it was copied"))
 		}
+	}
+	if err := g.Chmod(0o400); err != nil {
+		return fail(err)
 	}
 	if err := os.Rename(g.Name(), name); err != nil {
 		return fail(err)

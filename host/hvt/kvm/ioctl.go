@@ -49,14 +49,18 @@ var (
 
 // Capabilities used by the tender.
 const (
-	CapUserMemory = 3
-	CapSetTSSAddr = 4
-	CapExtCPUID   = 7
-	CapMaxVCPUs   = 66
-	CapSyncRegs   = 74
-	CapXSAVE      = 55
-	CapXCRS       = 56
+	CapUserMemory  = 3
+	CapSetTSSAddr  = 4
+	CapExtCPUID    = 7
+	CapMaxVCPUs    = 66
+	CapSyncRegs    = 74
+	CapXSAVE       = 55
+	CapXCRS        = 56
+	CapReadOnlyMem = 81
 )
+
+// memReadOnly is KVM_MEM_READONLY, a memory slot's flag.
+const memReadOnly = 1 << 1
 
 // ioctl issues a KVM ioctl, retrying on EINTR except for KVM_RUN, whose
 // interruption the caller must see.

@@ -98,8 +98,20 @@ func (vm *VM) Close() error { return unix.Close(vm.fd) }
 
 // SetMemory maps host memory [mem] at guest physical address gpa as slot.
 func (vm *VM) SetMemory(slot uint32, gpa uint64, mem []byte) error {
+	return vm.setMemory(slot, 0, gpa, mem)
+}
+
+// SetReadOnlyMemory is SetMemory for memory the guest may only read: a
+// guest store to it exits as MMIO (KVM_MEM_READONLY), at any privilege.
+// It needs CapReadOnlyMem.
+func (vm *VM) SetReadOnlyMemory(slot uint32, gpa uint64, mem []byte) error {
+	return vm.setMemory(slot, memReadOnly, gpa, mem)
+}
+
+func (vm *VM) setMemory(slot, flags uint32, gpa uint64, mem []byte) error {
 	r := userspaceMemoryRegion{
 		Slot:          slot,
+		Flags:         flags,
 		GuestPhysAddr: gpa,
 		MemorySize:    uint64(len(mem)),
 		UserspaceAddr: uint64(uintptr(unsafe.Pointer(&mem[0]))),
