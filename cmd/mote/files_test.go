@@ -48,6 +48,7 @@ func TestUnmodifiedFiles(t *testing.T) {
 				"files: cwd /srv <nil>",
 				"files: hostname box <nil>",
 				"files: user ",
+				"files: home /tmp /tmp <nil>",
 				`files: tmp /tmp "0123" removed true`,
 				`files: links "0123" true`,
 			} {

@@ -161,6 +161,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--cpus", "0", "./examples/hello"}, 2, "want 1 to 64"},
 		{[]string{"run", "--env", "NOEQUALS", "./examples/hello"}, 2, "want KEY=VALUE"},
 		{[]string{"run", "--net", "wifi", "./examples/hello"}, 2, `--net "wifi"`},
+		{[]string{"run", "-t", "spt", "--net", "user,host=maybe", "./examples/hello"}, 2, `unknown setting "host=maybe"`},
 		{[]string{"run", "-p", "8080:80", "./examples/hello"}, 2, "-p needs --net user"},
 		{[]string{"run", "-t", "unix", "--block", "BAD=x", "./examples/hello"}, 2, "want NAME=FILE"},
 		{[]string{"run", "-t", "spt", "--profile", "cpu.pprof", "./examples/hello"}, 2, "--profile is for -t hvt"},

@@ -131,7 +131,7 @@ func TestRemoteCaddy(t *testing.T) {
 				t.Fatalf("mote build: %d\n%s%s", o.status, o.stdout, o.stderr)
 			}
 			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-			s := start(t, "run", "-t", target, "--strict", "-m", "256M", "--net", "user", "--env", "HOME=/tmp",
+			s := start(t, "run", "-t", target, "--strict", "-m", "256M", "--net", "user",
 				"-p", addr+":8080", "-v", site+":/srv:ro", image, "--", "file-server", "--root", "/srv", "--listen", ":8080")
 			s.waitHTTP(t, addr)
 			for path, want := range map[string][]byte{"/": index, "/big.bin": big} {
@@ -155,7 +155,7 @@ func TestRemoteCaddy(t *testing.T) {
 			s.stop(t)
 
 			addr = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-			s = start(t, "run", "-t", target, "--strict", "-m", "256M", "--net", "user", "--env", "HOME=/tmp",
+			s = start(t, "run", "-t", target, "--strict", "-m", "256M", "--net", "user",
 				"-p", addr+":8081", image, "--", "respond", "--listen", ":8081", "hello from caddy respond")
 			s.waitHTTP(t, addr)
 			resp, err := http.Get("http://" + addr + "/anything")

@@ -41,10 +41,11 @@ flags:
   --cpus N               CPUs the guest runs on (default 1; on spt it sets
                          GOMAXPROCS, without pinning)
   --env KEY=VALUE        add to the program's environment (repeatable)
-  --net user|tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP]
+  --net user[,host=off]|tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP]
                          add a network interface (repeatable; hvt). user needs
                          no privileges: the guest is 10.0.2.15, the host is
-                         reachable as 10.0.2.2, DNS is 10.0.2.3. tap attaches
+                         reachable as 10.0.2.2 (host=off closes it: no
+                         host loopback service), DNS is 10.0.2.3. tap attaches
                          to an existing TAP interface, with the guest's
                          address given here. On unix the program uses the
                          host's network.
@@ -241,7 +242,7 @@ func runUnix(o runOptions, binary string, args []string, stdout, stderr io.Write
 }
 
 func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stderr io.Writer) (int, error) {
-	cfg := hvt.Config{Image: image, Args: args, Env: o.env, Memory: mem, CPUs: o.cpus, Strict: o.strict,
+	cfg := hvt.Config{Image: image, Args: args, Env: guestEnv(o.env), Memory: mem, CPUs: o.cpus, Strict: o.strict,
 		Stdout: stdout, Stderr: stderr, ImageCache: imageCacheDir(o)}
 	if o.stats {
 		cfg.Stats = stderr
@@ -297,7 +298,7 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	if o.stats || o.trace {
 		fmt.Fprintln(stderr, "mote: --stats and --trace are for hvt; spt guests make ordinary system calls")
 	}
-	cfg := spt.Config{Image: image, Args: args, Env: o.env, Memory: mem, CPUs: o.cpus, Strict: o.strict, Stdout: stdout, Stderr: stderr}
+	cfg := spt.Config{Image: image, Args: args, Env: guestEnv(o.env), Memory: mem, CPUs: o.cpus, Strict: o.strict, Stdout: stdout, Stderr: stderr}
 	devs, status, err := o.devices()
 	if err != nil {
 		return status, err
@@ -328,7 +329,7 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 // starts.
 func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 	u, _ := user.Current()
-	cfg := vfs.Config{Hostname: o.host, UID: os.Getuid(), GID: os.Getgid()}
+	cfg := vfs.Config{Hostname: o.host, UID: os.Getuid(), GID: os.Getgid(), Home: guestHome}
 	if u != nil {
 		cfg.User = u.Username
 	}
@@ -366,6 +367,40 @@ func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 		return nil, nil, err
 	}
 	return fs, func() { fs.Close(); cleanup() }, nil
+}
+
+// parseUser parses --net user[,host=on|off].
+func parseUser(spec string) (usernet.Options, error) {
+	var opt usernet.Options
+	_, rest, _ := strings.Cut(spec, ",")
+	for _, kv := range strings.Split(rest, ",") {
+		switch kv {
+		case "":
+		case "host=on":
+			opt.NoHost = false
+		case "host=off":
+			opt.NoHost = true
+		default:
+			return opt, fmt.Errorf("--net %s: unknown setting %q (want host=on or host=off)", spec, kv)
+		}
+	}
+	return opt, nil
+}
+
+// guestHome is a unikernel's home directory, in /etc/passwd and $HOME: its
+// writable /tmp, since programs keep caches and state there (caddy's
+// certificates and autosaved configuration under $HOME/.local).
+const guestHome = "/tmp"
+
+// guestEnv is the environment a unikernel gets: the declared one, and HOME
+// unless it is declared, as a login would set it.
+func guestEnv(env []string) []string {
+	for _, e := range env {
+		if strings.HasPrefix(e, "HOME=") {
+			return env
+		}
+	}
+	return append(env[:len(env):len(env)], "HOME="+guestHome)
 }
 
 // zoneinfoDir is where Linux keeps the time zone database.
@@ -457,11 +492,15 @@ func (o runOptions) devices() (_ *devices, status int, err error) {
 		name := fmt.Sprintf("net%d", i)
 		mac := randomMAC()
 		switch {
-		case n == "user":
+		case n == "user" || strings.HasPrefix(n, "user,"):
 			if userNets++; userNets > 1 {
 				return nil, exitUsage, usagef("--net user: one user network per guest")
 			}
-			un, err := usernet.New(mac, pubs)
+			opt, err := parseUser(n)
+			if err != nil {
+				return nil, exitUsage, usageError{err.Error()}
+			}
+			un, err := usernet.New(mac, pubs, opt)
 			if err != nil {
 				return nil, exitError, err
 			}

@@ -26,6 +26,7 @@ type Config struct {
 	Hostname string   // /etc/hostname and /etc/hosts ("mote" if empty)
 	DNS      []string // nameservers for /etc/resolv.conf
 	UID, GID int      // the one user of /etc/passwd and /etc/group
+	Home     string   // that user's home directory in /etc/passwd ("/" if empty)
 	User     string   // its name
 }
 
@@ -83,6 +84,10 @@ func New(cfg Config) (*FS, error) {
 	if user == "" {
 		user = "mote"
 	}
+	home := cfg.Home
+	if home == "" {
+		home = "/"
+	}
 	var resolv strings.Builder
 	for _, d := range cfg.DNS {
 		fmt.Fprintf(&resolv, "nameserver %s\n", d)
@@ -93,7 +98,7 @@ func New(cfg Config) (*FS, error) {
 		// os.Hostname reads it before it asks uname.
 		"/proc/sys/kernel/hostname": host + "\n",
 		"/etc/resolv.conf":          resolv.String(),
-		"/etc/passwd":               fmt.Sprintf("%s:x:%d:%d:%s:/:/nonexistent\n", user, cfg.UID, cfg.GID, user),
+		"/etc/passwd":               fmt.Sprintf("%s:x:%d:%d:%s:%s:/nonexistent\n", user, cfg.UID, cfg.GID, user, home),
 		"/etc/group":                fmt.Sprintf("%s:x:%d:\n", user, cfg.GID),
 	} {
 		if fs.mountOf(name) == nil { // a mount over /etc wins

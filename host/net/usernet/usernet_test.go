@@ -126,8 +126,13 @@ func TestParsePublish(t *testing.T) {
 // flows each way, and a guest netstack on it, both closed when the test
 // ends.
 func guestOn(t *testing.T, mac string, pubs []Publish, maxFlows int64) (*Network, *netstack.Stack) {
+	return guestWith(t, mac, pubs, Options{}, maxFlows)
+}
+
+// guestWith is guestOn with options.
+func guestWith(t *testing.T, mac string, pubs []Publish, opt Options, maxFlows int64) (*Network, *netstack.Stack) {
 	t.Helper()
-	n, err := newNetwork(mac, pubs, maxFlows)
+	n, err := newNetwork(mac, pubs, opt, maxFlows)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +352,7 @@ func TestPublishInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	n, err := New("02:00:00:00:00:0c", []Publish{{Proto: "tcp", HostAddr: l.Addr().String(), GuestPort: 80}})
+	n, err := New("02:00:00:00:00:0c", []Publish{{Proto: "tcp", HostAddr: l.Addr().String(), GuestPort: 80}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,4 +362,59 @@ func TestPublishInUse(t *testing.T) {
 		t.Fatalf("Ready with the host port in use: %v", err)
 	}
 	n.Close() // and again, deferred: a second Close does nothing
+}
+
+// TestNoHost: with NoHost the gateway is closed: a guest's TCP connection
+// to a service on the host's loopback is refused and its UDP gets no
+// answer, while the same service answers without it.
+func TestNoHost(t *testing.T) {
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hl.Close()
+	go func() {
+		for {
+			c, err := hl.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	up, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	go answerUDP(up, func(b []byte) []byte { return b })
+	tcpAddr := fmt.Sprintf("10.0.2.2:%d", hl.Addr().(*net.TCPAddr).Port)
+	udpAddr := fmt.Sprintf("10.0.2.2:%d", up.LocalAddr().(*net.UDPAddr).Port)
+	for _, noHost := range []bool{false, true} {
+		_, g := guestWith(t, fmt.Sprintf("02:00:00:00:01:%02x", btoi(noHost)), nil, Options{NoHost: noHost}, maxFlows)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := g.DialContext(ctx, "tcp", tcpAddr)
+		cancel()
+		if err == nil {
+			c.Close()
+		}
+		if (err != nil) != noHost {
+			t.Errorf("NoHost %v: TCP to the host's loopback: %v", noHost, err)
+		}
+		u, err := g.DialContext(context.Background(), "udp", udpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pinged(u); got == noHost {
+			t.Errorf("NoHost %v: UDP to the host's loopback answered: %v", noHost, got)
+		}
+		u.Close()
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

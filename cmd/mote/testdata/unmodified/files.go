@@ -97,6 +97,12 @@ func fileTest(root, rw string) int {
 	u, err := user.Current()
 	if err == nil {
 		fmt.Printf("files: user %s %s\n", u.Username, u.Uid)
+		// Programs keep state under their home (caddy: ~/.local/share).
+		home, err := os.UserHomeDir()
+		if err == nil {
+			err = os.MkdirAll(filepath.Join(home, ".local", "share", "app"), 0o755)
+		}
+		fmt.Printf("files: home %s %s %v\n", home, u.HomeDir, err)
 	} else {
 		fmt.Printf("files: user %v\n", err)
 	}
