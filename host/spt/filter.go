@@ -367,26 +367,26 @@ func blockBounds(b BlockFD) []bpf.Instruction {
 	const allow, notify = 20, 21 // the indices of the last two
 	to := func(from, target int) uint8 { return uint8(target - from - 1) }
 	return []bpf.Instruction{
-		0:  bpf.LoadAbsolute{Off: argHi(2), Size: 4},
-		1:  bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: to(1, notify)},
-		2:  bpf.LoadAbsolute{Off: argLo(2), Size: 4},
-		3:  bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 1 << 20, SkipTrue: to(3, notify)},
-		4:  bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: to(4, notify)},
-		5:  bpf.TAX{}, // X = count
-		6:  bpf.LoadAbsolute{Off: argLo(3), Size: 4},
-		7:  bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: to(7, notify)},
-		8:  bpf.ALUOpX{Op: bpf.ALUOpAdd}, // A = low word of the end
-		9:  bpf.StoreScratch{Src: bpf.RegA, N: 0},
-		10: bpf.JumpIfX{Cond: bpf.JumpLessThan, SkipTrue: to(10, 13)}, // the sum wrapped: a carry
-		11: bpf.LoadAbsolute{Off: argHi(3), Size: 4},
-		12: bpf.Jump{Skip: uint32(to(12, 16))},
-		13: bpf.LoadAbsolute{Off: argHi(3), Size: 4},
-		14: bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: sizeHi, SkipTrue: to(14, notify)}, // (and +1 cannot wrap)
-		15: bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1},
-		16: bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: sizeHi, SkipTrue: to(16, notify)},
-		17: bpf.JumpIf{Cond: bpf.JumpEqual, Val: sizeHi, SkipFalse: to(17, allow)},
-		18: bpf.LoadScratch{Dst: bpf.RegA, N: 0},
-		19: bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: sizeLo, SkipTrue: to(19, notify)},
+		0:      bpf.LoadAbsolute{Off: argHi(2), Size: 4},
+		1:      bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipFalse: to(1, notify)},
+		2:      bpf.LoadAbsolute{Off: argLo(2), Size: 4},
+		3:      bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 1 << 20, SkipTrue: to(3, notify)},
+		4:      bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: to(4, notify)},
+		5:      bpf.TAX{}, // X = count
+		6:      bpf.LoadAbsolute{Off: argLo(3), Size: 4},
+		7:      bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(b.Sector - 1), SkipTrue: to(7, notify)},
+		8:      bpf.ALUOpX{Op: bpf.ALUOpAdd}, // A = low word of the end
+		9:      bpf.StoreScratch{Src: bpf.RegA, N: 0},
+		10:     bpf.JumpIfX{Cond: bpf.JumpLessThan, SkipTrue: to(10, 13)}, // the sum wrapped: a carry
+		11:     bpf.LoadAbsolute{Off: argHi(3), Size: 4},
+		12:     bpf.Jump{Skip: uint32(to(12, 16))},
+		13:     bpf.LoadAbsolute{Off: argHi(3), Size: 4},
+		14:     bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: sizeHi, SkipTrue: to(14, notify)}, // (and +1 cannot wrap)
+		15:     bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1},
+		16:     bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: sizeHi, SkipTrue: to(16, notify)},
+		17:     bpf.JumpIf{Cond: bpf.JumpEqual, Val: sizeHi, SkipFalse: to(17, allow)},
+		18:     bpf.LoadScratch{Dst: bpf.RegA, N: 0},
+		19:     bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: sizeLo, SkipTrue: to(19, notify)},
 		allow:  retAllow,
 		notify: retNotify,
 	}
