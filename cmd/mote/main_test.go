@@ -209,7 +209,7 @@ func TestBuildAndInspect(t *testing.T) {
 	if got := mote(t, "version"); got.status != 0 || !strings.HasPrefix(got.stdout, "mote ") {
 		t.Errorf("version: %+v", got)
 	}
-	if got := mote(t, "help", "run"); got.status != 0 || !strings.Contains(got.stdout, "--net user|tap:IFNAME") {
+	if got := mote(t, "help", "run"); got.status != 0 || !strings.Contains(got.stdout, "--net user[,host=off]|tap:IFNAME") {
 		t.Errorf("help run: %+v", got)
 	}
 }
