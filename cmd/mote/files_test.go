@@ -49,6 +49,7 @@ func TestUnmodifiedFiles(t *testing.T) {
 				"files: hostname box <nil>",
 				"files: user ",
 				"files: home /tmp /tmp <nil>",
+				"files: exe /unmodified." + target + " <nil>",
 				`files: tmp /tmp "0123" removed true`,
 				`files: links "0123" true`,
 			} {

@@ -126,6 +126,7 @@ type runOptions struct {
 	memory  string
 	cpus    int
 	env     listFlag
+	exe     string // the program's path as the guest sees it (/proc/self/exe)
 	nets    listFlag
 	publish listFlag
 	blocks  listFlag
@@ -259,6 +260,7 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 		defer f.Close()
 		cfg.Profile = f
 	}
+	o.exe = "/" + filepath.Base(image)
 	devs, status, err := o.devices()
 	if err != nil {
 		return status, err
@@ -299,6 +301,7 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 		fmt.Fprintln(stderr, "mote: --stats and --trace are for hvt; spt guests make ordinary system calls")
 	}
 	cfg := spt.Config{Image: image, Args: args, Env: guestEnv(o.env), Memory: mem, CPUs: o.cpus, Strict: o.strict, Stdout: stdout, Stderr: stderr}
+	o.exe = "/" + filepath.Base(image)
 	devs, status, err := o.devices()
 	if err != nil {
 		return status, err
@@ -329,7 +332,7 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 // starts.
 func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 	u, _ := user.Current()
-	cfg := vfs.Config{Hostname: o.host, UID: os.Getuid(), GID: os.Getgid(), Home: guestHome}
+	cfg := vfs.Config{Hostname: o.host, UID: os.Getuid(), GID: os.Getgid(), Home: guestHome, Executable: o.exe}
 	if u != nil {
 		cfg.User = u.Username
 	}

@@ -28,6 +28,9 @@ type Config struct {
 	UID, GID int      // the one user of /etc/passwd and /etc/group
 	Home     string   // that user's home directory in /etc/passwd ("/" if empty)
 	User     string   // its name
+	// Executable is what /proc/self/exe names (os.Executable), or "".
+	// Nothing is at that path: the image is not in the guest's tree.
+	Executable string
 }
 
 // FS is a guest's file tree. Its methods are safe for concurrent use.
@@ -43,6 +46,7 @@ type FS struct {
 	skelOnce sync.Once
 	skelErr  error
 	dirs     map[string]bool // directories that exist only as parents
+	exe      string          // Config.Executable
 }
 
 type mount struct {
@@ -55,7 +59,7 @@ type mount struct {
 // New checks the mounts (each source must be a directory) and makes the
 // /etc files. The caller closes the FS when the guest is gone.
 func New(cfg Config) (*FS, error) {
-	fs := &FS{files: map[string][]byte{}, devs: map[string]bool{}, dirs: map[string]bool{"/": true}}
+	fs := &FS{files: map[string][]byte{}, devs: map[string]bool{}, dirs: map[string]bool{"/": true}, exe: cfg.Executable}
 	for _, m := range cfg.Mounts {
 		g := path.Clean(m.Guest)
 		if !path.IsAbs(m.Guest) || g == "/" {
@@ -468,6 +472,9 @@ func (fs *FS) Stat(p string, follow bool) (unix.Stat_t, error) {
 
 // Readlink is readlink(2) of guest path p.
 func (fs *FS) Readlink(p string) (string, error) {
+	if c := path.Clean(p); fs.exe != "" && (c == "/proc/self/exe" || c == "/proc/1/exe" || c == "/proc/thread-self/exe") {
+		return fs.exe, nil // the guest is pid 1
+	}
 	p, err := fs.resolve(p, false)
 	if err != nil {
 		return "", err

@@ -316,3 +316,26 @@ func TestListMadeDirectories(t *testing.T) {
 		t.Errorf("open /etc for writing: %v", err)
 	}
 }
+
+// /proc/self/exe names the program (os.Executable), as Linux's does; with
+// no program given it is not there.
+func TestExecutableLink(t *testing.T) {
+	fs, err := New(Config{Executable: "/server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	for _, p := range []string{"/proc/self/exe", "/proc/1/exe", "/proc/self/../self/exe"} {
+		if got, err := fs.Readlink(p); got != "/server" || err != nil {
+			t.Errorf("Readlink(%s) = %q, %v", p, got, err)
+		}
+	}
+	bare, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	if _, err := bare.Readlink("/proc/self/exe"); err == nil {
+		t.Error("/proc/self/exe with no program: no error")
+	}
+}

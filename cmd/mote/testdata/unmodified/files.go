@@ -94,6 +94,8 @@ func fileTest(root, rw string) int {
 	fmt.Printf("files: cwd %s %v\n", wd, err)
 	h, err := os.Hostname()
 	fmt.Printf("files: hostname %s %v\n", h, err)
+	exe, err := os.Executable()
+	fmt.Printf("files: exe %s %v\n", exe, err)
 	u, err := user.Current()
 	if err == nil {
 		fmt.Printf("files: user %s %s\n", u.Username, u.Uid)
