@@ -21,7 +21,7 @@ import (
 // MOTE_FUZZ_SEEDS=N (default 2) seeds from MOTE_FUZZ_SEED (default 1),
 // MOTE_FUZZ_CALLS per seed (default 20000). The long run of docs/security.md:
 //
-//	MOTE_FUZZ_SEEDS=100 MOTE_FUZZ_CALLS=100000 go test -run TestABIFuzz -timeout 2h ./cmd/mote
+//	MOTE_FUZZ_SEEDS=100 MOTE_FUZZ_CALLS=110000 go test -run TestABIFuzz -timeout 2h ./cmd/mote
 func TestABIFuzz(t *testing.T) {
 	env := func(name string, def int) int {
 		if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
