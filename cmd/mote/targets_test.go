@@ -294,6 +294,23 @@ func TestSPTStoppedGuestEnds(t *testing.T) {
 	}
 }
 
+// TestExecRefused: os/exec in a unikernel gets a plain Linux error and mote
+// names the call, on every confining target; --strict stops the guest at
+// the first call outside the ABI (Go's pidfd_open probe, before clone).
+func TestExecRefused(t *testing.T) {
+	bin := guestBinary(t, "escape")
+	for _, target := range confiningTargets(t) {
+		got := mote(t, "run", "-t", target, bin, "--", "exec")
+		if got.status != 0 || got.stdout != "exec: fork/exec /bin/true: function not implemented\n" || !strings.Contains(got.stderr, "clone (nr 56)") {
+			t.Errorf("%s: status %d, stdout %q\nstderr:\n%s", target, got.status, got.stdout, tailOf(got.stderr))
+		}
+		got = mote(t, "run", "-t", target, "--strict", bin, "--", "exec")
+		if got.status != 159 || !strings.Contains(got.stderr, "outside the Mote ABI") {
+			t.Errorf("%s --strict: status %d\nstderr:\n%s", target, got.status, tailOf(got.stderr))
+		}
+	}
+}
+
 // TestStdlibTestsOnSPT runs standard-library test binaries under spt with
 // --strict, as host/hvt's TestStdlibTests does under hvt (the same skips:
 // tests that need files, exec or sockets).

@@ -19,8 +19,11 @@ type stats struct {
 	mu      sync.Mutex
 	sys     map[uint64]*sysStat
 	outside int // distinct call numbers outside the ABI in sys
-	exc     [32]atomic.Int64
-	boot    time.Duration
+	// calls the ABI has whose arguments put them outside it, by
+	// description (a few fixed ones: clone without CLONE_THREAD)
+	outsideArgs map[string]int64
+	exc         [32]atomic.Int64
+	boot        time.Duration
 
 	pageFaults atomic.Int64
 	kicks      atomic.Int64
@@ -71,11 +74,24 @@ func (s *stats) syscall(nr uint64, d time.Duration) {
 	s.mu.Unlock()
 }
 
+// outsideCall counts a call the ABI has that its arguments put outside.
+func (s *stats) outsideCall(desc string) {
+	s.mu.Lock()
+	if s.outsideArgs == nil {
+		s.outsideArgs = map[string]int64{}
+	}
+	s.outsideArgs[desc]++
+	s.mu.Unlock()
+}
+
 // outsideABI lists the system calls answered ENOSYS, or "".
 func (s *stats) outsideABI() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
+	for desc, n := range s.outsideArgs {
+		out = append(out, fmt.Sprintf("%s ×%d", desc, n))
+	}
 	for nr, st := range s.sys {
 		switch _, ok := sysTable[nr]; {
 		case nr == otherCalls:

@@ -36,6 +36,12 @@ type sysEntry struct {
 // registers alone.
 const sysDone = int64(-1 << 62)
 
+// sysOutside is returned by handlers whose arguments put the call outside
+// the ABI (a clone that makes a process, not a thread): the dispatcher
+// treats it as a call the ABI lacks, so --strict stops the guest and
+// otherwise it fails with ENOSYS and is counted, as spt does.
+const sysOutside = sysDone + 1
+
 // sysTable is filled in init: handlers reach reports, which name calls
 // through the table.
 var sysTable map[uint64]sysEntry
@@ -142,6 +148,14 @@ func (t *thread) syscall(rsp uint64) bool {
 		res = -int64(unix.ENOSYS)
 	} else {
 		res = e.fn(t, &a)
+	}
+	if res == sysOutside {
+		if t.m.cfg.Strict {
+			t.badSyscall(&a, userState{rip: ret, rsp: rsp, rflags: rflagsDefault})
+			return true
+		}
+		t.m.stats.outsideCall(fmt.Sprintf("%s (nr %d) without CLONE_THREAD", sysName(a.nr), a.nr))
+		res = -int64(unix.ENOSYS)
 	}
 	took := time.Since(start)
 	t.m.stats.syscall(a.nr, took)
@@ -393,6 +407,9 @@ func sysClone(t *thread, a *sysArgs) int64 {
 	const want = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
 		unix.CLONE_THREAD | unix.CLONE_SYSVSEM
 	flags, stack, tls := a.a[0], a.a[1], a.a[4]
+	if flags&unix.CLONE_THREAD == 0 {
+		return sysOutside // a process (fork, os/exec): a unikernel has one
+	}
 	if flags&^unix.CLONE_SETTLS != want {
 		return -int64(unix.EINVAL)
 	}

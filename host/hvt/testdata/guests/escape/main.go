@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"syscall"
 	"time"
 	"unsafe"
@@ -33,6 +34,13 @@ func main() {
 			fmt.Printf("fd %d: readable %v, pipe %v (%v)\n", fd, e == 0 && fl&syscall.O_ACCMODE != syscall.O_WRONLY,
 				st.Mode&syscall.S_IFMT == syscall.S_IFIFO, e)
 		}
+		return
+	}
+	if os.Args[1] == "exec" {
+		// A subprocess, as os/exec starts it: a unikernel has none to
+		// start, and the program must get a plain error.
+		err := exec.Command("/bin/true").Run()
+		fmt.Println("exec:", err)
 		return
 	}
 	if os.Args[1] == "fds" {
