@@ -140,6 +140,17 @@ func TestRunDot(t *testing.T) {
 	if st, err := os.Stat(img); err != nil || !st.Mode().IsRegular() {
 		t.Fatalf("mote build . -o %s: %v", img, err)
 	}
+	// An image in the current directory runs by its bare name on every
+	// target (unix looked it up on $PATH), and a mistyped one is said to
+	// be missing, not handed to the Go toolchain as a module path.
+	for _, target := range []string{"unix", "spt"} {
+		if got := moteIn(t, dir, nil, "run", "-t", target, "x.spt"); got.status != 0 || !strings.Contains(got.stdout, "hello from mote") {
+			t.Errorf("%s x.spt in its directory: status %d\nstdout %q\nstderr %q", target, got.status, got.stdout, got.stderr)
+		}
+	}
+	if got := moteIn(t, dir, nil, "run", "-t", "spt", "y.spt"); got.status != 125 || !strings.Contains(got.stderr, "no such image or package: y.spt") {
+		t.Errorf("a missing image: status %d\nstderr %q", got.status, got.stderr)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

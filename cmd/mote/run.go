@@ -177,7 +177,7 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 
 	image := what
-	if st, err := os.Stat(what); err != nil || !st.Mode().IsRegular() {
+	if st, serr := os.Stat(what); serr != nil || !st.Mode().IsRegular() {
 		dir, err := os.MkdirTemp("", "mote-run-")
 		if err != nil {
 			return exitError, err
@@ -186,10 +186,17 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 		image, err = build.Build(context.Background(), build.Options{
 			Target: o.target, Package: what, Output: filepath.Join(dir, build.Name(what, "")), Stderr: stderr,
 		})
+		if err != nil && errors.Is(serr, os.ErrNotExist) && looksLikeImage(what) {
+			// A mistyped image path: the toolchain's complaint about
+			// modules would only mislead.
+			return exitError, fmt.Errorf("no such image or package: %s (no file by that name; as a package: %v)", what, err)
+		}
 		if err != nil {
 			return exitError, err
 		}
 		o.built = true
+	} else if o.target == "unix" && !strings.Contains(image, "/") {
+		image = "./" + image // a file here, as hvt and spt take it, not one on $PATH
 	}
 	switch o.target {
 	case "unix":
@@ -388,6 +395,16 @@ func parseUser(spec string) (usernet.Options, error) {
 		}
 	}
 	return opt, nil
+}
+
+// looksLikeImage reports whether what names an image file rather than a
+// package, by the suffixes mote build and the docs use.
+func looksLikeImage(what string) bool {
+	switch filepath.Ext(what) {
+	case ".hvt", ".spt", ".unix", ".bin", ".elf":
+		return true
+	}
+	return false
 }
 
 // guestHome is a unikernel's home directory, in /etc/passwd and $HOME: its
