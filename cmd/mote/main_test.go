@@ -151,6 +151,10 @@ func TestRunDot(t *testing.T) {
 	if got := moteIn(t, dir, nil, "run", "-t", "spt", "y.spt"); got.status != 125 || !strings.Contains(got.stderr, "no such image or package: y.spt") {
 		t.Errorf("a missing image: status %d\nstderr %q", got.status, got.stderr)
 	}
+	// Flags the unix target cannot honour say so rather than doing nothing.
+	if got := moteIn(t, dir, nil, "run", "-t", "unix", "--strict", "--stats", "x.spt"); got.status != 0 || !strings.Contains(got.stderr, "--strict, --stats ignored") {
+		t.Errorf("unix --strict --stats: status %d\nstderr %q", got.status, got.stderr)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

@@ -37,12 +37,14 @@ statuses the tender chooses are 125 (could not start), 137 (out of memory),
 flags:
   -t TARGET              unix, hvt or spt (default hvt)
   -m SIZE                guest memory, e.g. 64M, 1G; a bare number is MiB
-                         (default 64M; hvt)
+                         (default 64M, at least 16M; hvt counts every page
+                         the guest touches, spt bounds its writable memory
+                         to max(2 x SIZE, SIZE+64M); GOMEMLIMIT is 3/4 of it)
   --cpus N               CPUs the guest runs on (default 1; on spt it sets
                          GOMAXPROCS, without pinning)
   --env KEY=VALUE        add to the program's environment (repeatable)
   --net user[,host=off]|tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP]
-                         add a network interface (repeatable; hvt). user needs
+                         add a network interface (repeatable; hvt, spt). user needs
                          no privileges: the guest is 10.0.2.15, the host is
                          reachable as 10.0.2.2 (host=off closes it: no
                          host loopback service), DNS is 10.0.2.3. tap attaches
@@ -216,6 +218,18 @@ func runUnix(o runOptions, binary string, args []string, stdout, stderr io.Write
 	}
 	if len(o.publish) > 0 {
 		fmt.Fprintln(stderr, "mote: -p ignored: on the unix target the program listens on the host directly")
+	}
+	var ignored []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{o.strict, "--strict"}, {o.stats, "--stats"}, {o.trace, "--trace"}} {
+		if f.on {
+			ignored = append(ignored, f.name)
+		}
+	}
+	if len(ignored) > 0 {
+		fmt.Fprintf(stderr, "mote: %s ignored: on the unix target the program is an ordinary process, not confined to the Mote ABI (use -t spt or -t hvt)\n", strings.Join(ignored, ", "))
 	}
 	for _, b := range o.blocks {
 		name, path, ro, err := parseBlock(b)
