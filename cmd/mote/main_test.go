@@ -540,3 +540,46 @@ func TestKVMUnusableSaysWhatToDo(t *testing.T) {
 		t.Errorf("an openable device: %v", err)
 	}
 }
+
+// TestRunInterruptedBuild: SIGINT to mote while it builds the package it
+// was asked to run stops the build and leaves nothing behind (the build
+// directory and a half-built image were left before); mote exits 130.
+func TestRunInterruptedBuild(t *testing.T) {
+	tmp := t.TempDir()
+	// A cache of its own makes the build long enough to interrupt; it is
+	// removed at the end, best effort.
+	cache, err := os.MkdirTemp("", "mote-test-gocache-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(cache)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, moteBin, "run", "-t", "spt", "./examples/hello")
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "GOCACHE="+cache)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Until the build directory exists: the build has begun.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m, _ := filepath.Glob(filepath.Join(tmp, "mote-run-*")); len(m) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no build directory appeared\n%s", stderr.String())
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("status %d, want 130\n%s", code, stderr.String())
+	}
+	if m, _ := filepath.Glob(filepath.Join(tmp, "mote-run-*")); len(m) > 0 {
+		t.Errorf("left behind: %v", m)
+	}
+}

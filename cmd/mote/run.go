@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"os/user"
 	"path"
 	"path/filepath"
@@ -185,9 +186,18 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 			return exitError, err
 		}
 		defer os.RemoveAll(dir)
-		image, err = build.Build(context.Background(), build.Options{
+		// Ctrl-C or SIGTERM during the build stops it and lets the
+		// deferred clean-up run: it left the directory, and the half-built
+		// image in it, behind.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
+		image, err = build.Build(ctx, build.Options{
 			Target: o.target, Package: what, Output: filepath.Join(dir, build.Name(what, "")), Stderr: stderr,
 		})
+		interrupted := ctx.Err() != nil
+		stop()
+		if interrupted {
+			return 130, errors.New("interrupted while building " + what)
+		}
 		if err != nil && errors.Is(serr, os.ErrNotExist) && looksLikeImage(what) {
 			// A mistyped image path: the toolchain's complaint about
 			// modules would only mislead.

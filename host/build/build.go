@@ -168,6 +168,10 @@ func Build(ctx context.Context, opt Options) (string, error) {
 	}
 	args = append(args, target)
 	cmd := exec.CommandContext(ctx, "go", args...)
+	// Cancelled, the go command is interrupted, as Ctrl-C would, so that
+	// it stops its compilers and cleans up, and killed only if it lingers.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
 	cmd.Env = env
 	var output strings.Builder
