@@ -51,6 +51,7 @@ func init() {
 		{"exec", "[-t TARGET] [flags] BINARY [ARGS]", "run a go test binary in a unikernel (go test -exec)", execHelp, runExec},
 		{"inspect", "IMAGE", "check an image and describe it", inspectHelp, runInspect},
 		{"mkimage", "-o FILE DIR", "pack a directory into a file-tree image", mkimageHelp, runMkimage},
+		{"cache", "ls|prune", "list or remove hvt's shared copies of images", cacheHelp, runCache},
 		{"version", "", "print mote's version", "", runVersion},
 		{"help", "[COMMAND]", "show help", "", runHelpCmd},
 	}

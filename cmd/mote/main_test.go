@@ -583,3 +583,32 @@ func TestRunInterruptedBuild(t *testing.T) {
 		t.Errorf("left behind: %v", m)
 	}
 }
+
+// TestCacheCommand: mote cache ls lists the image copies in
+// MOTE_IMAGE_CACHE and mote cache prune removes them.
+func TestCacheCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	img, err := os.Open(moteBin) // any regular file will do as an image here
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	c, err := imagecache.Cache{Dir: dir}.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	env := []string{"MOTE_IMAGE_CACHE=" + dir}
+	if got := moteEnv(t, env, "cache", "ls"); got.status != 0 || strings.Count(got.stdout, "\n") != 1 || !strings.Contains(got.stdout, "MiB\tlast used ") {
+		t.Fatalf("ls: status %d, stdout %q, stderr %q", got.status, got.stdout, got.stderr)
+	}
+	if got := moteEnv(t, env, "cache", "prune"); got.status != 0 {
+		t.Fatalf("prune: status %d, stderr %q", got.status, got.stderr)
+	}
+	if got := moteEnv(t, env, "cache", "ls"); got.status != 0 || got.stdout != "" {
+		t.Fatalf("ls after prune: status %d, stdout %q", got.status, got.stdout)
+	}
+	if got := moteEnv(t, env, "cache", "sweep"); got.status != 2 {
+		t.Errorf("cache sweep: status %d, want 2", got.status)
+	}
+}

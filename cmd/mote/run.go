@@ -81,7 +81,8 @@ environment:
                          it boots, which starts it sooner (default
                          /dev/shm/mote-UID; at most 8 copies, least recently
                          used removed first; off: boot from the file itself;
-                         a package built by this run is never copied)
+                         a package built by this run is never copied;
+                         mote cache ls|prune lists or removes the copies)
 `
 
 // imageCacheDir is where hvt keeps shared copies of images, or "" for

@@ -171,6 +171,25 @@ func (c Cache) create(name string, f *os.File, size int64) (*os.File, error) {
 	return open(name, size)
 }
 
+// Prune removes every copy, under the directory's lock so that no copy is
+// removed half-made; instances booted from one keep it mapped. A missing
+// directory holds nothing to prune.
+func (c Cache) Prune() error {
+	lock, err := os.OpenFile(filepath.Join(c.Dir, ".lock"), os.O_RDWR|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("imagecache: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("imagecache: locking %s: %w", c.Dir, err)
+	}
+	c.evict(0)
+	return nil
+}
+
 // evict removes the least recently used copies beyond the newest keep,
 // and temporary files that a copier which died left behind (the lock is
 // held, so no temporary file is in use). Instances booted from a removed
