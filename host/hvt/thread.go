@@ -330,11 +330,16 @@ func (t *thread) exception(vector int) bool {
 	return t.faultSignal(info, u, vector)
 }
 
-// nameThread names the calling host thread (at most 15 bytes), so that top
-// -H and /proc/PID/task show which thread is a guest thread's vCPU and
-// which a device's. The caller keeps the thread locked for its life.
+// nameThread names the calling host thread "mote:NAME" (at most 15
+// bytes), so that top -H and /proc/PID/task show which thread is a guest
+// thread's vCPU and which a device's. The process's main thread keeps its
+// name, which ps, top and pgrep -x mote show for the process. The caller
+// keeps the thread locked for its life.
 func nameThread(name string) {
-	b := append([]byte(name), 0)
+	if unix.Gettid() == unix.Getpid() {
+		return
+	}
+	b := append([]byte("mote:"+name), 0)
 	if len(b) > 16 {
 		b = append(b[:15], 0)
 	}
