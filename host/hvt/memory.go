@@ -605,26 +605,16 @@ func (m *memory) copyOut(va uint64, src []byte) error {
 // blocked in the tender holds no copy of its buffer. The views stay valid
 // for the machine's life, since bindings are never removed (memory.go).
 func (m *memory) hostSlices(va uint64, n int, write bool) ([][]byte, error) {
-	if va >= userTop || uint64(n) > userTop-va {
-		return nil, unix.EFAULT
-	}
 	var out [][]byte
-	var next uint64 // the guest-physical address just past out's last view
-	for off := 0; off < n; {
-		pa, err := m.hostAddr(va+uint64(off), write)
-		if err != nil {
-			return nil, err
-		}
-		chunk := min(n-off, int(pageSize-(va+uint64(off))&(pageSize-1)))
-		if k := len(out) - 1; k >= 0 && pa == next {
-			out[k] = out[k][:len(out[k])+chunk] // the same slot: its view reaches on
+	err := m.access(va, n, write, func(host []byte, _ int) {
+		// Neighbours in one slot: the last view reaches on into host.
+		if k := len(out) - 1; k >= 0 && cap(out[k]) > len(out[k]) && &out[k][:len(out[k])+1][len(out[k])] == &host[0] {
+			out[k] = out[k][:len(out[k])+len(host)]
 		} else {
-			out = append(out, m.phys(pa)[:chunk])
+			out = append(out, host)
 		}
-		next = pa + uint64(chunk)
-		off += chunk
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 func (m *memory) access(va uint64, n int, write bool, f func(host []byte, off int)) error {

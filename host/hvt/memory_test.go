@@ -1,6 +1,7 @@
 package hvt
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -98,5 +99,41 @@ func TestChargedAgainstLimit(t *testing.T) {
 	}
 	if _, err := m.fault(0x8200000, true); !errors.As(err, &oom) {
 		t.Errorf("a 2 MiB fault with 2 MiB left, less the tables: %v", err)
+	}
+}
+
+// TestHostSlices: the host's views of a guest range cover it exactly,
+// neighbours in guest-physical memory merged into one view.
+func TestHostSlices(t *testing.T) {
+	m, err := newMemory(64<<20, 16<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.release()
+	m.areas = append(m.areas, area{0x400000, 0x800000, protRead | protWrite, areaAnon})
+	want := make([]byte, 3*pageSize+100)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	const va = 0x400000 + 50
+	if err := m.copyOut(va, want); err != nil {
+		t.Fatal(err)
+	}
+	views, err := m.hostSlices(va, len(want), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for _, v := range views {
+		got = append(got, v...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("views hold %d bytes, not the %d written", len(got), len(want))
+	}
+	if len(views) != 1 { // a 2 MiB page: one slot, contiguous
+		t.Errorf("%d views of one contiguous range", len(views))
+	}
+	if _, err := m.hostSlices(1<<47-8, 16, false); err == nil {
+		t.Error("a range past user space: no error")
 	}
 }
