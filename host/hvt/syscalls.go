@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/host/hvt/kvm"
 	"github.com/moteos/mote/host/hvt/shim"
 	"github.com/moteos/mote/host/sysnames"
@@ -37,9 +38,9 @@ type sysEntry struct {
 const sysDone = int64(-1 << 62)
 
 // sysOutside is returned by handlers whose arguments put the call outside
-// the ABI (a clone that makes a process, not a thread): the dispatcher
-// treats it as a call the ABI lacks, so --strict stops the guest and
-// otherwise it fails with ENOSYS and is counted, as spt does.
+// the ABI (a clone that makes a process, not a thread; the handler counts
+// it): the dispatcher treats it as a call the ABI lacks, so --strict stops
+// the guest and otherwise it fails with ENOSYS, as spt does.
 const sysOutside = sysDone + 1
 
 // sysTable is filled in init: handlers reach reports, which name calls
@@ -139,14 +140,8 @@ func (t *thread) syscall(rsp uint64) bool {
 	ret := r.RCX // SYSCALL saved the return address in RCX
 	e, ok := sysTable[a.nr]
 	start := time.Now()
-	var res int64
-	if !ok {
-		if t.m.cfg.Strict {
-			t.badSyscall(&a, userState{rip: ret, rsp: rsp, rflags: rflagsDefault})
-			return true
-		}
-		res = -int64(unix.ENOSYS)
-	} else {
+	res := sysOutside
+	if ok {
 		res = e.fn(t, &a)
 	}
 	if res == sysOutside {
@@ -154,7 +149,6 @@ func (t *thread) syscall(rsp uint64) bool {
 			t.badSyscall(&a, userState{rip: ret, rsp: rsp, rflags: rflagsDefault})
 			return true
 		}
-		t.m.stats.outsideCall(fmt.Sprintf("%s (nr %d) without CLONE_THREAD", sysName(a.nr), a.nr))
 		res = -int64(unix.ENOSYS)
 	}
 	took := time.Since(start)
@@ -404,13 +398,12 @@ func (m *machine) cloneFailed(err error) {
 }
 
 func sysClone(t *thread, a *sysArgs) int64 {
-	const want = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
-		unix.CLONE_THREAD | unix.CLONE_SYSVSEM
 	flags, stack, tls := a.a[0], a.a[1], a.a[4]
-	if flags&unix.CLONE_THREAD == 0 {
-		return sysOutside // a process (fork, os/exec): a unikernel has one
+	if flags&unix.CLONE_THREAD == 0 { // a process (fork, os/exec): a unikernel has one
+		t.m.stats.outsideCall("clone (nr 56) without CLONE_THREAD")
+		return sysOutside
 	}
-	if flags&^unix.CLONE_SETTLS != want {
+	if flags&^unix.CLONE_SETTLS != abi.CloneThread {
 		return -int64(unix.EINVAL)
 	}
 	m := t.m
