@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/abi"
 )
 
 // MaxThreads is how many threads an spt guest may have, as many as hvt
@@ -14,18 +16,13 @@ import (
 // its kernel stack.
 const MaxThreads = 1024
 
-// goClone is the flags with which the Go runtime makes a thread (with or
-// without CLONE_SETTLS); no other clone is in the ABI.
-const goClone = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
-	unix.CLONE_THREAD | unix.CLONE_SYSVSEM
-
 // notifContinue is SECCOMP_USER_NOTIF_FLAG_CONTINUE: the kernel runs the
 // call as made. Safe here because the decision rests on the flags, a
 // register, which the guest cannot change after the notification.
 const notifContinue = 1
 
 func isGoClone(flags uint64) bool {
-	return flags == goClone || flags == goClone|unix.CLONE_SETTLS
+	return flags == abi.CloneThread || flags == abi.CloneThread|unix.CLONE_SETTLS
 }
 
 // threadCount is the number of threads of process pid.
