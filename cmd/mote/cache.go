@@ -17,8 +17,8 @@ const cacheHelp = `List or remove the shared-memory copies of images that hvt bo
 `
 
 func runCache(args []string, stdout, stderr io.Writer) (int, error) {
-	dir := os.Getenv("MOTE_IMAGE_CACHE")
-	if dir == "" || dir == "off" {
+	dir := imageCacheDir(runOptions{}) // as mote run reads MOTE_IMAGE_CACHE
+	if dir == "" {                     // off: copies made before may still be there
 		dir = imagecache.DefaultDir()
 	}
 	c := imagecache.Cache{Dir: dir}

@@ -50,9 +50,7 @@ func TestABIFuzz(t *testing.T) {
 			}
 			var made int64
 			for _, l := range strings.Split(string(out), "\n") {
-				if strings.HasPrefix(l, "abifuzz: seed") {
-					fmt.Sscanf(l[strings.Index(l, ":")+2:], "seed %d: %d calls made", new(int), &made)
-				}
+				fmt.Sscanf(l, "abifuzz: seed %d: %d calls made", new(int), &made)
 			}
 			if err != nil || made == 0 {
 				t.Fatalf("%s seed %d: %v, %d calls made\n%s", target, seed, err, made, tailOf(string(out)))
