@@ -1,8 +1,10 @@
-// The vDSO's only function, __vdso_clock_gettime(clockid, *timespec).
-// It turns the TSC into nanoseconds with the scale and bases the tender
+// The vDSO's functions. __vdso_clock_gettime(clockid, *timespec) turns the TSC into nanoseconds with the scale and bases the tender
 // publishes in the data page that follows the vDSO's code page, under a
 // sequence counter, so that reading the clock costs the guest no exit.
 // Clocks it does not know fall back to the clock_gettime system call.
+// __vdso_gettimeofday(*timeval, *timezone) and __vdso_time(*time_t) read
+// CLOCK_REALTIME through it, as Linux's vDSO offers them (the time zone
+// is UTC). Bad pointers fault, as in Linux's vDSO.
 //
 // Data page layout (see vdso.go): 0 seq (u32, odd while the tender writes),
 // 8 tsc_base, 16 mult (ns per tick << 32), 24 mono_base, 32 real_base.
@@ -11,6 +13,7 @@
 	.text
 	.globl __vdso_clock_gettime
 __vdso_clock_gettime:
+.Lclock:				// for calls that need no relocation
 	lea	0(%rip), %r8		// displacement set by Build: data page
 	cmp	$1, %edi		// CLOCK_MONOTONIC
 	je	mono
@@ -55,3 +58,44 @@ real:
 	ret
 3:	pause
 	jmp	1b
+
+	.globl __vdso_gettimeofday
+__vdso_gettimeofday:
+	push	%rsi			// tz
+	push	%rdi			// tv
+	sub	$16, %rsp		// a timespec
+	xor	%edi, %edi		// CLOCK_REALTIME
+	mov	%rsp, %rsi
+	call	.Lclock
+	mov	16(%rsp), %rdi
+	test	%rdi, %rdi
+	jz	1f
+	mov	(%rsp), %rax
+	mov	%rax, (%rdi)		// tv_sec
+	mov	8(%rsp), %rax
+	xor	%edx, %edx
+	mov	$1000, %ecx
+	div	%rcx
+	mov	%rax, 8(%rdi)		// tv_usec
+1:	mov	24(%rsp), %rsi
+	test	%rsi, %rsi
+	jz	2f
+	movq	$0, (%rsi)		// tz_minuteswest, tz_dsttime
+2:	add	$32, %rsp
+	xor	%eax, %eax
+	ret
+
+	.globl __vdso_time
+__vdso_time:
+	push	%rdi			// tloc
+	sub	$16, %rsp		// a timespec
+	xor	%edi, %edi		// CLOCK_REALTIME
+	mov	%rsp, %rsi
+	call	.Lclock
+	mov	(%rsp), %rax
+	mov	16(%rsp), %rdi
+	test	%rdi, %rdi
+	jz	1f
+	mov	%rax, (%rdi)
+1:	add	$24, %rsp
+	ret

@@ -24,12 +24,12 @@ const (
 // The layout of the image page.
 const (
 	offPhdr    = 64
-	offDynsym  = 0x100
-	offDynstr  = 0x140
-	offHash    = 0x180
-	offVersym  = 0x1a0
-	offVerdef  = 0x1b0
-	offDynamic = 0x200
+	offDynsym  = 0x100 // 4 symbols of 24 bytes
+	offDynstr  = 0x160
+	offHash    = 0x1b0
+	offVersym  = 0x1d0
+	offVerdef  = 0x1e0
+	offDynamic = 0x220
 	offCode    = 0x300
 	offShstr   = 0x900
 	offShdr    = 0xa00
@@ -37,7 +37,9 @@ const (
 
 const (
 	strClock  = 1 // "__vdso_clock_gettime"
-	strSoname = strClock + len("__vdso_clock_gettime") + 1
+	strGtod   = strClock + len("__vdso_clock_gettime") + 1
+	strTime   = strGtod + len("__vdso_gettimeofday") + 1
+	strSoname = strTime + len("__vdso_time") + 1
 	strVer    = strSoname + len("linux-vdso.so.1") + 1
 )
 
@@ -83,27 +85,29 @@ func Image() []byte {
 	le.PutUint64(ph[40:], 9*16)
 	le.PutUint64(ph[48:], 8)
 
-	// Symbol 1: __vdso_clock_gettime, a global function.
-	sym := b[offDynsym+24:]
-	le.PutUint32(sym[0:], strClock)
-	sym[4] = byte(elf.ST_INFO(elf.STB_GLOBAL, elf.STT_FUNC))
-	le.PutUint16(sym[6:], 7) // .text (see sections)
-	le.PutUint64(sym[8:], offCode)
-	le.PutUint64(sym[16:], uint64(len(clockCode)))
+	// Symbols 1–3, global functions, all of version LINUX_2.6 (index 2).
+	for i, s := range []struct{ name, off, size int }{
+		{strClock, 0, gettimeofdayCode},
+		{strGtod, gettimeofdayCode, timeCode - gettimeofdayCode},
+		{strTime, timeCode, len(clockCode) - timeCode},
+	} {
+		sym := b[offDynsym+24*(i+1):]
+		le.PutUint32(sym[0:], uint32(s.name))
+		sym[4] = byte(elf.ST_INFO(elf.STB_GLOBAL, elf.STT_FUNC))
+		le.PutUint16(sym[6:], 7) // .text (see sections)
+		le.PutUint64(sym[8:], uint64(offCode+s.off))
+		le.PutUint64(sym[16:], uint64(s.size))
+		le.PutUint16(b[offVersym+2*(i+1):], 2)
+	}
 
-	strs := "\x00__vdso_clock_gettime\x00linux-vdso.so.1\x00LINUX_2.6\x00"
+	strs := "\x00__vdso_clock_gettime\x00__vdso_gettimeofday\x00__vdso_time\x00linux-vdso.so.1\x00LINUX_2.6\x00"
 	copy(b[offDynstr:], strs)
 
-	// DT_HASH: one bucket holding symbol 1.
+	// DT_HASH: one bucket, the chain 1 → 2 → 3.
 	h := b[offHash:]
-	le.PutUint32(h[0:], 1)  // nbucket
-	le.PutUint32(h[4:], 2)  // nchain
-	le.PutUint32(h[8:], 1)  // bucket[0]
-	le.PutUint32(h[12:], 0) // chain[0]
-	le.PutUint32(h[16:], 0) // chain[1]
-
-	// Symbol versions: symbol 1 is LINUX_2.6 (index 2).
-	le.PutUint16(b[offVersym+2:], 2)
+	for i, v := range []uint32{1, 4, 1, 0, 2, 3, 0} { // nbucket, nchain, bucket[0], chain[0..3]
+		le.PutUint32(h[4*i:], v)
+	}
 
 	// Version definitions: the base (the soname), then LINUX_2.6.
 	verdef := func(off int, flags, ndx uint16, hash uint32, name int, last bool) {
@@ -176,10 +180,10 @@ func sections(b []byte, strsz int) {
 	}
 	secs := []sec{
 		{},
-		{".hash", elf.SHT_HASH, elf.SHF_ALLOC, offHash, 20, 2, 0, 4, 4},
-		{".dynsym", elf.SHT_DYNSYM, elf.SHF_ALLOC, offDynsym, 48, 3, 1, 8, 24},
+		{".hash", elf.SHT_HASH, elf.SHF_ALLOC, offHash, 28, 2, 0, 4, 4},
+		{".dynsym", elf.SHT_DYNSYM, elf.SHF_ALLOC, offDynsym, 96, 3, 1, 8, 24},
 		{".dynstr", elf.SHT_STRTAB, elf.SHF_ALLOC, offDynstr, uint64(strsz), 0, 0, 1, 0},
-		{".gnu.version", elf.SHT_GNU_VERSYM, elf.SHF_ALLOC, offVersym, 4, 2, 0, 2, 2},
+		{".gnu.version", elf.SHT_GNU_VERSYM, elf.SHF_ALLOC, offVersym, 8, 2, 0, 2, 2},
 		{".gnu.version_d", elf.SHT_GNU_VERDEF, elf.SHF_ALLOC, offVerdef, 56, 3, 2, 4, 0},
 		{".dynamic", elf.SHT_DYNAMIC, elf.SHF_ALLOC | elf.SHF_WRITE, offDynamic, 9 * 16, 3, 0, 8, 16},
 		{".text", elf.SHT_PROGBITS, elf.SHF_ALLOC | elf.SHF_EXECINSTR, offCode, uint64(len(clockCode)), 0, 0, 16, 0},

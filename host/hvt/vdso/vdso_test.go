@@ -3,6 +3,7 @@ package vdso
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"testing"
 )
 
@@ -18,11 +19,34 @@ func TestImageParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(syms) != 1 || syms[0].Name != "__vdso_clock_gettime" || syms[0].Value != ClockGettimeOffset {
+	names := []string{"__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time"}
+	if len(syms) != len(names) || syms[0].Value != ClockGettimeOffset {
 		t.Fatalf("dynamic symbols = %+v", syms)
 	}
-	if syms[0].Version != "LINUX_2.6" {
-		t.Errorf("version = %q, want LINUX_2.6", syms[0].Version)
+	for i, s := range syms {
+		if s.Name != names[i] || s.Version != "LINUX_2.6" || elf.ST_TYPE(s.Info) != elf.STT_FUNC {
+			t.Errorf("symbol %d: %+v, want %s, a function of version LINUX_2.6", i, s, names[i])
+		}
+	}
+	// Found through DT_HASH, as a dynamic loader (and Go's runtime, when
+	// there is no DT_GNU_HASH) looks a name up.
+	img := Image()
+	le := binary.LittleEndian
+	h := img[offHash:]
+	nbucket := le.Uint32(h[0:])
+	for _, name := range names {
+		i := le.Uint32(h[8+4*(elfHash(name)%nbucket):])
+		for ; i != 0; i = le.Uint32(h[8+4*nbucket+4*i:]) {
+			if i >= uint32(len(syms)+1) {
+				t.Fatalf("%s: the hash chain reaches symbol %d", name, i)
+			}
+			if syms[i-1].Name == name {
+				break
+			}
+		}
+		if i == 0 {
+			t.Errorf("%s is not in the hash table", name)
+		}
 	}
 	// The Go runtime's constant for LINUX_2.6.
 	if h := elfHash("LINUX_2.6"); h != 0x3ae75f6 {
