@@ -76,6 +76,7 @@ func TestGuestTable(t *testing.T) {
 		{name: "panic"},
 		{name: "tzdata"},
 		{name: "identity"},
+		{name: "abiconform"}, // calls whose answers programs see: Linux's, or a failing line
 	} {
 		bin := guestBinary(t, c.name)
 		nat := exec.Command(bin, c.args...)
@@ -173,6 +174,47 @@ func TestSPTGuestInheritsNoStrayDescriptor(t *testing.T) {
 	}
 	if strings.Contains(string(out), "open descriptor") {
 		t.Errorf("the guest has descriptors it was not given:\n%s", out)
+	}
+}
+
+// TestSPTGuestHoldsNoCapabilities: an spt guest holds no capability,
+// even when mote runs as root, as the kernel reports it from outside.
+func TestSPTGuestHoldsNoCapabilities(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, moteBin, "run", "-t", "spt", guestBinary(t, "escape"), "--", "pid")
+	cmd.Dir = "../.."
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	var pid int
+	if _, err := fmt.Fscanf(bufio.NewReader(out), "pid %d\n", &pid); err != nil {
+		t.Fatalf("the guest's pid: %v", err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		t.Log("mote not run by root here: the check is weaker (there was little to drop)")
+	}
+	n := 0
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "Cap") {
+			n++
+			if f := strings.Fields(line); len(f) != 2 || strings.Trim(f[1], "0") != "" {
+				t.Errorf("guest %s", line)
+			}
+		}
+	}
+	if n != 5 {
+		t.Errorf("%d capability lines in /proc/%d/status:\n%s", n, pid, status)
 	}
 }
 

@@ -65,6 +65,7 @@ type machine struct {
 	sig      sigState
 	fds      *fdTable
 	futexes  futexTable
+	timers   timers
 	stats    *stats
 	trace    *tracer
 	prof     *profiler // nil unless Config.Profile

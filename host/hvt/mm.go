@@ -4,9 +4,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Memory system calls. Only private anonymous memory exists; executable
-// mappings are refused (the guest's code is its image, W^X holds), and
-// nothing is ever mapped from a descriptor.
+// Memory system calls. Only anonymous memory exists (shared anonymous
+// memory is ordinary memory: a guest is one process and never forks);
+// executable mappings are refused (the guest's code is its image, W^X
+// holds), and files of the tree are mapped privately, as copies.
 
 // prefaultMax is the largest writable mapping bound at mmap time rather
 // than fault by fault: the Go runtime maps small areas to use them at once,
@@ -14,7 +15,7 @@ import (
 // the guest touches the memory.
 const prefaultMax = 4 << 20
 
-const mapAllowed = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_FIXED | unix.MAP_NORESERVE |
+const mapAllowed = unix.MAP_PRIVATE | unix.MAP_SHARED | unix.MAP_ANONYMOUS | unix.MAP_FIXED | unix.MAP_NORESERVE |
 	unix.MAP_FIXED_NOREPLACE | unix.MAP_POPULATE | unix.MAP_STACK
 
 // maxAreas bounds a guest's mappings, as Linux's vm.max_map_count (65530)
@@ -25,13 +26,17 @@ const maxAreas = 4096
 
 func sysMmap(t *thread, a *sysArgs) int64 {
 	addr, length, prot, flags := a.a[0], a.a[1], int(a.a[2]), int(a.a[3])
-	if length == 0 || length > userTop {
+	if length == 0 {
 		return -int64(unix.EINVAL)
+	}
+	if length > userTop {
+		return -int64(unix.ENOMEM) // as Linux says of a length past TASK_SIZE
 	}
 	if flags&unix.MAP_ANONYMOUS == 0 {
 		return t.mmapFile(a)
 	}
-	if flags&(unix.MAP_PRIVATE|unix.MAP_SHARED) != unix.MAP_PRIVATE || flags&^mapAllowed != 0 {
+	// MAP_SHARED_VALIDATE is both bits; its flags are checked below anyway.
+	if flags&(unix.MAP_PRIVATE|unix.MAP_SHARED) == 0 || flags&^mapAllowed != 0 {
 		return -int64(unix.EINVAL)
 	}
 	prot, res := checkProt(prot)
@@ -180,6 +185,49 @@ func sysMadvise(t *thread, a *sysArgs) int64 {
 		// Hints only.
 	default:
 		return -int64(unix.EINVAL)
+	}
+	return 0
+}
+
+// sysMincore reports which pages of a mapped range are bound to memory
+// (resident, for a guest whose memory is bound on first touch), a chunk
+// at a time: copyOut may fault pages in, which takes the memory's lock.
+func sysMincore(t *thread, a *sysArgs) int64 {
+	addr, length, vec := a.a[0], a.a[1], a.a[2]
+	if addr&(pageSize-1) != 0 {
+		return -int64(unix.EINVAL)
+	}
+	if addr >= userTop || length > userTop-addr {
+		return -int64(unix.ENOMEM)
+	}
+	pages := alignUp(length, pageSize) / pageSize
+	mem := t.m.mem
+	mem.mu.Lock()
+	end := addr + pages*pageSize
+	for covered := addr; covered < end; {
+		i := mem.find(covered)
+		if i < 0 {
+			mem.mu.Unlock()
+			return -int64(unix.ENOMEM) // a hole: Linux's answer too
+		}
+		covered = mem.areas[i].end
+	}
+	mem.mu.Unlock()
+	out := make([]byte, min(pages, 1<<12))
+	for done := uint64(0); done < pages; done += uint64(len(out)) {
+		n := min(uint64(len(out)), pages-done)
+		mem.mu.Lock()
+		for i := range n {
+			_, _, ok := mem.translate(addr + (done+i)*pageSize)
+			out[i] = 0
+			if ok {
+				out[i] = 1
+			}
+		}
+		mem.mu.Unlock()
+		if err := mem.copyOut(vec+done, out[:n]); err != nil {
+			return -int64(unix.EFAULT)
+		}
 	}
 	return 0
 }

@@ -83,8 +83,8 @@ type sigaction struct {
 
 type siginfo struct {
 	signo, code int32
-	pid, uid    int32
-	addr        uint64
+	pid, uid    int32  // a POSIX timer's: its id and overrun count
+	addr        uint64 // a POSIX timer's: its sigval
 	trapno, err uint64
 }
 
@@ -521,10 +521,15 @@ func (t *thread) setupFrame(sig int, info siginfo, act sigaction, u userState) e
 	in := frame[infoOffset:]
 	le.PutUint32(in[0:], uint32(sig))
 	le.PutUint32(in[8:], uint32(info.code))
-	if info.code == siUser || info.code == siTkill {
+	switch info.code {
+	case siUser, siTkill:
 		le.PutUint32(in[16:], uint32(info.pid))
 		le.PutUint32(in[20:], uint32(info.uid))
-	} else {
+	case siTimer: // si_timerid, si_overrun, si_value
+		le.PutUint32(in[16:], uint32(info.pid))
+		le.PutUint32(in[20:], uint32(info.uid))
+		le.PutUint64(in[24:], info.addr)
+	default:
 		le.PutUint64(in[16:], info.addr)
 	}
 	// The whole XSAVE area is written (and so bound), so that the shim's

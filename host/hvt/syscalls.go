@@ -78,7 +78,17 @@ func init() {
 		unix.SYS_UNAME:             {"uname", sysUname},
 		unix.SYS_FCNTL:             {"fcntl", sysFcntl},
 		unix.SYS_SIGALTSTACK:       {"sigaltstack", func(t *thread, a *sysArgs) int64 { return t.sysSigaltstack(a.a[0], a.a[1], a.rsp) }},
-		unix.SYS_PRCTL:             {"prctl", func(t *thread, a *sysArgs) int64 { return -int64(unix.EINVAL) }},
+		unix.SYS_PRCTL:             {"prctl", sysPrctl},
+		unix.SYS_CAPGET:            {"capget", sysCapget},
+		unix.SYS_GETRUSAGE:         {"getrusage", sysGetrusage},
+		unix.SYS_MINCORE:           {"mincore", sysMincore},
+		unix.SYS_GETTIMEOFDAY:      {"gettimeofday", sysGettimeofday},
+		unix.SYS_TIME:              {"time", sysTime},
+		unix.SYS_SETITIMER:         {"setitimer", sysSetitimer},
+		unix.SYS_TIMER_CREATE:      {"timer_create", sysTimerCreate},
+		unix.SYS_TIMER_SETTIME:     {"timer_settime", sysTimerSettime},
+		unix.SYS_TIMER_GETTIME:     {"timer_gettime", sysTimerGettime},
+		unix.SYS_TIMER_DELETE:      {"timer_delete", sysTimerDelete},
 		unix.SYS_ARCH_PRCTL:        {"arch_prctl", sysArchPrctl},
 		unix.SYS_GETTID:            {"gettid", func(t *thread, a *sysArgs) int64 { return int64(t.tid) }},
 		unix.SYS_FUTEX:             {"futex", sysFutex},
@@ -321,6 +331,39 @@ func sysClockGettime(t *thread, a *sysArgs) int64 {
 		return errno(err)
 	}
 	return 0
+}
+
+// sysGettimeofday is CLOCK_REALTIME in microseconds; the time zone,
+// which Linux keeps only for old programs, is UTC.
+func sysGettimeofday(t *thread, a *sysArgs) int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_REALTIME, &ts)
+	if a.a[0] != 0 {
+		var b [16]byte
+		le.PutUint64(b[0:], uint64(ts.Sec))
+		le.PutUint64(b[8:], uint64(ts.Nsec/1000))
+		if err := t.m.mem.copyOut(a.a[0], b[:]); err != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	if a.a[1] != 0 {
+		if err := t.m.mem.copyOut(a.a[1], make([]byte, 8)); err != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	return 0
+}
+
+// sysTime is CLOCK_REALTIME in seconds, also stored at its argument.
+func sysTime(t *thread, a *sysArgs) int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_REALTIME, &ts)
+	if a.a[0] != 0 {
+		if err := t.m.mem.writeU64(a.a[0], uint64(ts.Sec)); err != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	return ts.Sec
 }
 
 // readTimespec reads a relative timeout; ok is false for a nil pointer.

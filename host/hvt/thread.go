@@ -3,6 +3,7 @@ package hvt
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"unsafe"
@@ -30,6 +31,7 @@ type thread struct {
 	pendInfo     [65]siginfo // guarded by m.sig.mu
 
 	exited   bool         // the thread called exit
+	comm     [16]byte     // its name (prctl PR_SET_NAME), NUL-terminated
 	last     [8]sysRecord // the last system calls, for fault reports
 	lastNext int
 }
@@ -75,6 +77,9 @@ func (m *machine) addThread(c *vcpu, parent *thread) (*thread, error) {
 	t.blk[shim.WordAltFlags] = ssDisable
 	if parent != nil {
 		t.setMask(parent.mask())
+		t.comm = parent.comm
+	} else {
+		copy(t.comm[:15], filepath.Base(m.img.Path)) // as Linux names a process after its executable
 	}
 	m.threads[t.tid] = t
 	m.mu.Unlock()
@@ -89,6 +94,7 @@ func (m *machine) addThread(c *vcpu, parent *thread) (*thread, error) {
 func (m *machine) forgetLocked(t *thread) {
 	delete(m.threads, t.tid)
 	m.blocks[t.blkIndex] = false
+	m.forgetTimersLocked(t.tid)
 	if p := atomic.LoadUint64(m.procPending()); p != 0 {
 		m.kickForLocked(p)
 	}

@@ -1,12 +1,14 @@
 package spt
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/moteos/mote/abi"
 	"github.com/moteos/mote/host/vfs"
 )
 
@@ -17,8 +19,10 @@ import (
 // listings on that descriptor then go to the kernel directly. The guest
 // never opens a path on the host.
 
-// pathCalls are the calls the supervisor answers from the tree.
+// pathCalls are the calls the supervisor answers from the tree, and two
+// whose answer must be the guest's, not the host's: uname and capget.
 var pathCalls = map[int32]bool{
+	unix.SYS_CAPGET: true, // pid may name any host process
 	unix.SYS_OPENAT: true, unix.SYS_NEWFSTATAT: true, unix.SYS_FACCESSAT: true,
 	unix.SYS_FACCESSAT2: true, unix.SYS_READLINKAT: true, unix.SYS_GETCWD: true,
 	unix.SYS_UNAME:   true, // the guest's host name, not the host's
@@ -79,6 +83,8 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 		return f.chdir(g), false
 	case unix.SYS_FCHOWN:
 		return chownAllowed(a[1], a[2]), false
+	case unix.SYS_CAPGET:
+		return capget(mem, a[0], a[1], req.Pid), false
 	}
 	dirfd, pathArg := int32(a[0]), a[1]
 	switch req.Nr {
@@ -315,4 +321,37 @@ func errno(err error) int64 {
 		return -int64(e)
 	}
 	return -int64(unix.EIO)
+}
+
+// capget answers that the guest holds no capabilities, which is true:
+// stage 2 dropped them (abi.Capget).
+func capget(mem *os.File, hdrp, datap uint64, tid uint32) int64 {
+	var hdr [8]byte
+	if _, err := mem.ReadAt(hdr[:], int64(hdrp)); err != nil {
+		return -int64(unix.EFAULT)
+	}
+	pid := int32(binary.LittleEndian.Uint32(hdr[4:]))
+	self := pid > 0 && sameProcess(int(tid), int(pid))
+	n, fix, e := abi.Capget(binary.LittleEndian.Uint32(hdr[0:]), pid, datap == 0, self)
+	if fix {
+		binary.LittleEndian.PutUint32(hdr[0:], unix.LINUX_CAPABILITY_VERSION_3)
+		if _, err := mem.WriteAt(hdr[:4], int64(hdrp)); err != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	if e != 0 {
+		return -int64(e)
+	}
+	if n > 0 {
+		if _, err := mem.WriteAt(make([]byte, 12*n), int64(datap)); err != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	return 0
+}
+
+// sameProcess says whether pid is a thread of the process thread tid is in.
+func sameProcess(tid, pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", tid, pid))
+	return err == nil
 }

@@ -81,6 +81,14 @@ var Allowed = map[uint32]string{
 	unix.SYS_FSTATFS:           "its own descriptors",
 	unix.SYS_RESTART_SYSCALL:   "the kernel resuming a sleep a signal interrupted (nanosleep's restart block)",
 	unix.SYS_GETGROUPS:         "the identity: the user who ran mote",
+	unix.SYS_MINCORE:           "which of its own pages are resident",
+	unix.SYS_GETTIMEOFDAY:      "the real-time clock",
+	unix.SYS_TIME:              "the real-time clock",
+	unix.SYS_GETRUSAGE:         "its own CPU time and memory (it has no children)",
+	unix.SYS_SETITIMER:         "interval timers: the CPU profiler's process-wide SIGPROF",
+	unix.SYS_TIMER_SETTIME:     "its own timers",
+	unix.SYS_TIMER_GETTIME:     "its own timers",
+	unix.SYS_TIMER_DELETE:      "its own timers",
 }
 
 // Build assembles the filter for a policy.
@@ -230,11 +238,16 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 
 	// The clocks every process has (0–7); Linux reads other ids as another
 	// process's CPU clock or a descriptor's, so they answer EINVAL, as on
-	// hvt. The kernel takes the id's low 32 bits.
-	rule(unix.SYS_CLOCK_GETTIME,
-		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: unix.CLOCK_BOOTTIME, SkipTrue: 1},
-		retAllow, retEINVAL)
+	// hvt. The kernel takes the id's low 32 bits. timer_create likewise
+	// (a timer on another process's CPU clock would watch that process);
+	// its signal can go only to the guest's own threads, which the kernel
+	// checks.
+	for _, nr := range []uint32{unix.SYS_CLOCK_GETTIME, unix.SYS_TIMER_CREATE} {
+		rule(nr,
+			bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+			bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: unix.CLOCK_BOOTTIME, SkipTrue: 1},
+			retAllow, retEINVAL)
+	}
 
 	// ftruncate and fchmod: files of the tree, never a NIC's ring (a
 	// shrunk ring would fault mote's device thread) nor a block device.
@@ -251,7 +264,15 @@ func Build(p Policy) ([]unix.SockFilter, error) {
 	// readlinkat, getcwd), and uname (whose node name is the host's), are
 	// not allowed: they go to the supervisor,
 	// which answers them from the guest's tree (files.go).
-	rule(unix.SYS_PRCTL, retEINVAL)
+	// prctl: thread names, which the kernel keeps; every other option
+	// EINVAL, naming memory (PR_SET_VMA) too, as on hvt and on a Linux
+	// without CONFIG_ANON_VMA_NAME: Go's runtime then stops asking. The
+	// kernel takes the option's low 32 bits.
+	rule(unix.SYS_PRCTL,
+		bpf.LoadAbsolute{Off: argLo(0), Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PR_SET_NAME, SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PR_GET_NAME, SkipTrue: 1},
+		retEINVAL, retAllow)
 	// ioctl: ENOTTY for every request, as on hvt. The guest's output may
 	// be the host's terminal: TIOCSTI would type into it.
 	rule(unix.SYS_IOCTL, bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOTTY)})

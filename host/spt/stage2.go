@@ -100,6 +100,9 @@ func stage2() error {
 			return fmt.Errorf("RLIMIT_FSIZE: %w", err)
 		}
 	}
+	if err := dropCapabilities(); err != nil {
+		return err
+	}
 	filter, err := Build(Policy{Pid: os.Getpid(), Blocks: p.Blocks, Rings: p.Rings, ImageFD: img, NotifySock: sock})
 	if err != nil {
 		return err
@@ -131,6 +134,32 @@ func stage2() error {
 	_, _, e = unix.RawSyscall6(unix.SYS_EXECVEAT, uintptr(img), uintptr(unsafe.Pointer(empty)),
 		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), unix.AT_EMPTY_PATH, 0)
 	return fmt.Errorf("execveat of the image: %w", e)
+}
+
+// dropCapabilities leaves the guest none, even when mote runs as root:
+// the filter keeps a guest from most of what they allow, and without them
+// a call the filter lets through can do no more than an unprivileged
+// user's. An empty bounding and inheritable set make the exec of the
+// image give root none back; capget then answers truly that the guest
+// has none (abi.Capget). Without CAP_SETPCAP (mote not run by root) the
+// bounding set cannot be changed, and there is nothing to drop.
+func dropCapabilities() error {
+	for c := 0; c <= 63; c++ {
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		if err == unix.EINVAL {
+			break // past the kernel's last capability
+		}
+		if err != nil && err != unix.EPERM {
+			return fmt.Errorf("dropping capability %d: %w", c, err)
+		}
+	}
+	unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var none [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &none[0]); err != nil {
+		return fmt.Errorf("dropping capabilities: %w", err)
+	}
+	return nil
 }
 
 // cstrings makes a NULL-terminated array of C strings.

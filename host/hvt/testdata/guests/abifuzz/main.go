@@ -100,7 +100,8 @@ func main() {
 			101, 157, 317, // ptrace, prctl, seccomp: refused anyway, but never natively
 			25, 216, 163, 164, 165, 166, 169, // mremap, remap_file_pages, acct, settimeofday, mount, umount2, reboot
 			334,      // rseq: the kernel kills a process whose rseq area is bad
-			335, 336: // uretprobe, uprobe: Linux lets them past seccomp, and they kill a caller outside its trampoline
+			335, 336, // uretprobe, uprobe: Linux lets them past seccomp, and they kill a caller outside its trampoline
+			37, 38, 222, 223: // alarm, setitimer, timer_create, timer_settime: a SIGALRM would end the run
 			continue
 		case 13: // rt_sigaction: queries only
 			a[1] = 0

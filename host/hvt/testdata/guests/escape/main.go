@@ -5,7 +5,7 @@
 // executable) or mmapnotify (map its notification eventfd). A confined
 // guest must be stopped at the attempt. With "fds" it only lists the
 // descriptors above 2 it has, and ends; with "stdio" it says what its
-// output descriptors are.
+// output descriptors are; with "pid" it prints its pid and waits a minute.
 package main
 
 import (
@@ -41,6 +41,12 @@ func main() {
 		// start, and the program must get a plain error.
 		err := exec.Command("/bin/true").Run()
 		fmt.Println("exec:", err)
+		return
+	}
+	if os.Args[1] == "pid" {
+		// Its pid, then a wait, for a test that looks at it from outside.
+		fmt.Println("pid", os.Getpid())
+		time.Sleep(time.Minute)
 		return
 	}
 	if os.Args[1] == "fds" {
