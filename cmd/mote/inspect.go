@@ -1,15 +1,19 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 
 	"github.com/moteos/mote/host/image"
 )
 
 const inspectHelp = `Validates an hvt/spt image as the tender would before booting it, and
-describes it: Go version, build settings, entry point and segments.
+describes it: Go version, build settings, entry point and segments. Given
+the name of an instance (mote run -d) and no file of that name, prints the
+instance's settings and state as JSON.
 `
 
 func runInspect(args []string, stdout, stderr io.Writer) (int, error) {
@@ -18,7 +22,12 @@ func runInspect(args []string, stdout, stderr io.Writer) (int, error) {
 		return exitUsage, err
 	}
 	if fs.NArg() != 1 {
-		return exitUsage, usagef("want one image")
+		return exitUsage, usagef("want one image or instance")
+	}
+	if _, err := os.Stat(fs.Arg(0)); errors.Is(err, os.ErrNotExist) {
+		if _, err := openInstance(fs.Arg(0)); err == nil {
+			return inspectInstance(fs.Arg(0), stdout)
+		}
 	}
 	img, err := image.Open(fs.Arg(0))
 	if err != nil {

@@ -1,8 +1,9 @@
 // Command mote builds, runs and inspects Mote unikernels.
 //
 //	mote build [-t unix|hvt|spt] [-o FILE] [PKG]
-//	mote run [-t TARGET] [flags] IMAGE|PKG [-- ARGS]
-//	mote inspect IMAGE
+//	mote run [-t TARGET] [-d [--name N] [--restart on-failure[:N]]] [flags] IMAGE|PKG [-- ARGS]
+//	mote ps [-a] | logs [-f] NAME | stop NAME... | rm NAME...
+//	mote inspect IMAGE|NAME
 //	mote version
 //	mote help [COMMAND]
 package main
@@ -49,7 +50,11 @@ func init() {
 		{"run", "[-t TARGET] [flags] IMAGE|PKG [-- ARGS]", "run an image, or build and run a package", runHelp, runRun},
 		{"test", "[-t hvt|spt] [go test flags] [PKGS]", "run packages' tests in a unikernel", testHelp, runTest},
 		{"exec", "[-t TARGET] [flags] BINARY [ARGS]", "run a go test binary in a unikernel (go test -exec)", execHelp, runExec},
-		{"inspect", "IMAGE", "check an image and describe it", inspectHelp, runInspect},
+		{"ps", "[-a] [-q]", "list instances run in the background", psHelp, runPs},
+		{"logs", "[-f] [--since WHEN] [--timestamps] NAME", "show an instance's console", logsHelp, runLogs},
+		{"stop", "[-t SECONDS] NAME...", "stop instances", stopHelp, runStop},
+		{"rm", "[-f] NAME...", "remove instances", rmHelp, runRm},
+		{"inspect", "IMAGE|NAME", "check an image and describe it, or show an instance", inspectHelp, runInspect},
 		{"mkimage", "-o FILE DIR", "pack a directory into a file-tree image", mkimageHelp, runMkimage},
 		{"cache", "ls|prune", "list or remove hvt's shared copies of images", cacheHelp, runCache},
 		{"version", "", "print mote's version", "", runVersion},
@@ -60,6 +65,9 @@ func init() {
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == spt.Stage2Arg {
 		spt.Stage2() // mote re-executed as the spt target's stage 2
+	}
+	if len(os.Args) == 3 && os.Args[1] == runnerArg {
+		os.Exit(runInstance(os.Args[2])) // mote run -d's runner
 	}
 	os.Exit(mainStatus(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -50,3 +50,71 @@ func TestReadmeQuickStart(t *testing.T) {
 		})
 	}
 }
+
+// TestReadmeInstances runs the README's background commands as written
+// (a free port instead of 8080, and the state in a directory of the
+// test's), on the quick-start program: run -d prints the name, ps lists
+// it running, logs -f follows until stop ends it, rm removes it.
+func TestReadmeInstances(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quick := regexp.MustCompile("(?s)## Quick start\n.*?```go\n(.*?)```").FindSubmatch(b)
+	block := regexp.MustCompile("(?s)In the background, as an instance.*?\n\n((?:    mote [^\n]*\n)+)").FindSubmatch(b)
+	if quick == nil || block == nil {
+		t.Fatal("README.md has no quick-start program or no background commands")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/quickstart\n\ngo 1.24\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), quick[1], 0o644)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	env := stateDir(t)
+	t.Setenv("MOTE_STATE_DIR", strings.TrimPrefix(env[0], "MOTE_STATE_DIR=")) // for logs -f, started below
+	var follow *server
+	for _, line := range strings.Split(strings.TrimRight(string(block[1]), "\n"), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		for _, c := range strings.Split(line, "&&") {
+			args := strings.Fields(strings.ReplaceAll(c, "8080:8080", addr+":8080"))
+			if len(args) == 0 || args[0] != "mote" {
+				t.Fatalf("not a mote command: %q", c)
+			}
+			if len(args) > 2 && args[1] == "logs" && args[2] == "-f" {
+				follow = startIn(t, dir, moteBin, args[1:]...)
+				continue
+			}
+			got := moteIn(t, dir, env, args[1:]...)
+			if got.status != 0 {
+				t.Fatalf("%s: status %d\n%s", c, got.status, got.stderr)
+			}
+			switch args[1] {
+			case "run":
+				if got.stdout != "web\n" {
+					t.Errorf("run -d printed %q", got.stdout)
+				}
+				waitFor(t, "the service", func() bool {
+					resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/")
+					if err == nil {
+						resp.Body.Close()
+					}
+					return err == nil
+				})
+			case "ps":
+				if !strings.Contains(got.stdout, "web") || !strings.Contains(got.stdout, "running") {
+					t.Errorf("ps:\n%s", got.stdout)
+				}
+			}
+		}
+	}
+	if follow == nil {
+		t.Fatal("no logs -f among the commands")
+	}
+	select {
+	case <-follow.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("logs -f did not end with the instance")
+	}
+	if got := moteIn(t, dir, env, "ps", "-a"); strings.Contains(got.stdout, "web") {
+		t.Errorf("after rm:\n%s", got.stdout)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/moteos/mote/host/build"
 	"github.com/moteos/mote/host/hvt"
 	"github.com/moteos/mote/host/imagecache"
+	"github.com/moteos/mote/host/instance"
 	"github.com/moteos/mote/host/net/tap"
 	"github.com/moteos/mote/host/net/usernet"
 	"github.com/moteos/mote/host/spt"
@@ -37,6 +38,13 @@ statuses the tender chooses are 125 (could not start), 137 (out of memory),
 
 flags:
   -t TARGET              unix, hvt or spt (default hvt)
+  -d                     run in the background as an instance, print its
+                         name and return (mote ps, logs, stop, rm, inspect)
+  --name NAME            the instance's name (with -d; default the image's
+                         name and a random suffix)
+  --restart no|on-failure[:N]
+                         with -d: restart the guest when it exits with a
+                         failing status, at most N times (default no)
   -m SIZE                guest memory, e.g. 64M, 1G; a bare number is MiB
                          (default 64M, at least 16M; hvt counts every page
                          the guest touches, spt bounds its writable memory
@@ -143,43 +151,41 @@ type runOptions struct {
 	trace   bool
 	profile string
 	built   bool // the image was built for this run alone
+
+	detach  bool   // mote run -d
+	name    string // the instance's name
+	restart string // its restart policy
 }
 
 func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	var o runOptions
 	fs := runFlags(&o, stderr)
+	fs.BoolVar(&o.detach, "d", false, "run in the background")
+	fs.StringVar(&o.name, "name", "", "the instance's name")
+	fs.StringVar(&o.restart, "restart", "no", "no or on-failure[:N]")
 	if err := parse(fs, args); err != nil {
 		return exitUsage, err
 	}
-	if err := build.CheckTarget(o.target); err != nil {
-		return exitUsage, usageError{err.Error()}
-	}
 	if fs.NArg() == 0 {
 		return exitUsage, usagef("want an image or a package")
-	}
-	if o.profile != "" && o.target != "hvt" {
-		return exitUsage, usagef("--profile is for -t hvt: on %s the program is a host process, for perf or runtime/pprof", o.target)
 	}
 	what, guestArgs := fs.Arg(0), fs.Args()[1:]
 	if len(guestArgs) > 0 && guestArgs[0] == "--" {
 		guestArgs = guestArgs[1:]
 	}
-	mem, err := parseSize(o.memory)
+	mem, err := o.check()
 	if err != nil {
-		return exitUsage, usagef("-m %s: %v", o.memory, err)
+		return exitUsage, err
 	}
-	if err := checkMemory(mem); err != nil {
-		return exitUsage, usagef("-m %s: %v", o.memory, err)
+	if !o.detach && (o.name != "" || o.restart != "no") {
+		return exitUsage, usagef("--name and --restart are for mote run -d")
 	}
-	if o.cpus < 1 || o.cpus > 64 {
-		return exitUsage, usagef("--cpus %d: want 1 to 64", o.cpus)
-	}
-	for _, e := range o.env {
-		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-			return exitUsage, usagef("--env %q: want KEY=VALUE", e)
+	var policy instance.Restart
+	if o.detach {
+		if policy, err = parseRestart(o.restart); err != nil {
+			return exitUsage, err
 		}
 	}
-
 	image := what
 	if st, serr := os.Stat(what); serr != nil || !st.Mode().IsRegular() {
 		dir, err := os.MkdirTemp("", "mote-run-")
@@ -211,6 +217,42 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	} else if o.target == "unix" && !strings.Contains(image, "/") {
 		image = "./" + image // a file here, as hvt and spt take it, not one on $PATH
 	}
+	if o.detach {
+		flags := args[:len(args)-fs.NArg()]
+		return runDetached(o, policy, flags, what, image, guestArgs, stdout, stderr)
+	}
+	return runTarget(o, image, mem, guestArgs, stdout, stderr)
+}
+
+// check validates the options that need no image, and returns the
+// guest's memory in bytes.
+func (o *runOptions) check() (uint64, error) {
+	if err := build.CheckTarget(o.target); err != nil {
+		return 0, usageError{err.Error()}
+	}
+	if o.profile != "" && o.target != "hvt" {
+		return 0, usagef("--profile is for -t hvt: on %s the program is a host process, for perf or runtime/pprof", o.target)
+	}
+	mem, err := parseSize(o.memory)
+	if err != nil {
+		return 0, usagef("-m %s: %v", o.memory, err)
+	}
+	if err := checkMemory(mem); err != nil {
+		return 0, usagef("-m %s: %v", o.memory, err)
+	}
+	if o.cpus < 1 || o.cpus > 64 {
+		return 0, usagef("--cpus %d: want 1 to 64", o.cpus)
+	}
+	for _, e := range o.env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return 0, usagef("--env %q: want KEY=VALUE", e)
+		}
+	}
+	return mem, nil
+}
+
+// runTarget runs image on o's target.
+func runTarget(o runOptions, image string, mem uint64, guestArgs []string, stdout, stderr io.Writer) (int, error) {
 	switch o.target {
 	case "unix":
 		return runUnix(o, image, guestArgs, stdout, stderr)
