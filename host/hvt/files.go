@@ -332,8 +332,17 @@ func sysUnlinkat(t *thread, a *sysArgs) int64 {
 	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, p string) error { return fs.Unlink(p, int(a.a[2])) })
 }
 
+// sysFchmodat serves fchmodat and fchmodat2 (whose flags, in a.a[3], may
+// say AT_SYMLINK_NOFOLLOW, what os.Root's Chmod asks).
 func sysFchmodat(t *thread, a *sysArgs) int64 {
-	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, p string) error { return fs.Chmod(p, uint32(a.a[2])) })
+	follow := true
+	if a.nr == unix.SYS_FCHMODAT2 {
+		if a.a[3]&^unix.AT_SYMLINK_NOFOLLOW != 0 {
+			return -int64(unix.EINVAL)
+		}
+		follow = a.a[3]&unix.AT_SYMLINK_NOFOLLOW == 0
+	}
+	return t.treeCall(a.a[0], a.a[1], func(fs *vfs.FS, p string) error { return fs.Chmod(p, uint32(a.a[2]), follow) })
 }
 
 // sysRenameat serves renameat and renameat2 (whose flags are in a.a[4]).

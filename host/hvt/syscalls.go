@@ -110,6 +110,7 @@ func init() {
 		unix.SYS_RENAMEAT:          {"renameat", sysRenameat},
 		unix.SYS_RENAMEAT2:         {"renameat2", sysRenameat},
 		unix.SYS_FCHMODAT:          {"fchmodat", sysFchmodat},
+		unix.SYS_FCHMODAT2:         {"fchmodat2", sysFchmodat},
 		unix.SYS_FTRUNCATE:         {"ftruncate", sysFdOp},
 		unix.SYS_TRUNCATE:          {"truncate", sysTruncate},
 		unix.SYS_STATFS:            {"statfs", sysStatfs},

@@ -27,7 +27,7 @@ var pathCalls = map[int32]bool{
 	unix.SYS_FACCESSAT2: true, unix.SYS_READLINKAT: true, unix.SYS_GETCWD: true,
 	unix.SYS_UNAME:   true, // the guest's host name, not the host's
 	unix.SYS_MKDIRAT: true, unix.SYS_UNLINKAT: true, unix.SYS_RENAMEAT: true,
-	unix.SYS_RENAMEAT2: true, unix.SYS_FCHMODAT: true, unix.SYS_TRUNCATE: true,
+	unix.SYS_RENAMEAT2: true, unix.SYS_FCHMODAT: true, unix.SYS_FCHMODAT2: true, unix.SYS_TRUNCATE: true,
 	unix.SYS_STATFS: true, unix.SYS_SYMLINKAT: true, unix.SYS_LINKAT: true, unix.SYS_UTIMENSAT: true,
 	unix.SYS_CHDIR: true, unix.SYS_FCHDIR: true, unix.SYS_FCHOWNAT: true, unix.SYS_FCHOWN: true,
 }
@@ -152,7 +152,12 @@ func (f *files) serve(listener int, req *seccompNotif) (res int64, answered bool
 	case unix.SYS_UNLINKAT:
 		return errno(f.fs.Unlink(gp, int(a[2]))), false
 	case unix.SYS_FCHMODAT:
-		return errno(f.fs.Chmod(gp, uint32(a[2]))), false
+		return errno(f.fs.Chmod(gp, uint32(a[2]), true)), false
+	case unix.SYS_FCHMODAT2: // its flags may say AT_SYMLINK_NOFOLLOW (os.Root's Chmod)
+		if a[3]&^unix.AT_SYMLINK_NOFOLLOW != 0 {
+			return -int64(unix.EINVAL), false
+		}
+		return errno(f.fs.Chmod(gp, uint32(a[2]), a[3]&unix.AT_SYMLINK_NOFOLLOW == 0)), false
 	case unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2:
 		_, to, res := f.guestPath(mem, req.Pid, int32(a[2]), a[3])
 		if res != 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"sort"
 	"strings"
 	"sync"
@@ -635,10 +636,62 @@ func (fs *FS) Rename(from, to string, flags uint) error {
 	})
 }
 
-// Chmod is fchmodat(2) of guest path p.
-func (fs *FS) Chmod(p string, mode uint32) error {
-	return fs.inParent(p, func(dir int, name string) error { return unix.Fchmodat(dir, name, mode&0o7777, 0) })
+// Chmod is fchmodat2(2) of guest path p: a link in the last element is
+// followed (in the guest's namespace) when follow, else refused with
+// EOPNOTSUPP, as Linux refuses to change a link's mode.
+func (fs *FS) Chmod(p string, mode uint32, follow bool) error {
+	f, err := fs.final(p, follow)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if isLink(f) {
+		return unix.EOPNOTSUPP
+	}
+	return unix.Chmod(procFD(f), mode&0o7777)
 }
+
+// final opens the object guest path p names itself, O_PATH and never
+// following a link on the host, after following links in the guest's
+// namespace (the last element's only when follow): what a call that
+// changes an inode's attributes must act on. Acting on the last element by
+// name in its directory instead let the host kernel follow a link the
+// guest made, to any file of the host (a guest changed the mode and times
+// of a host file outside its mount so). A made file, or any file of a
+// read-only mount, is EROFS.
+func (fs *FS) final(p string, follow bool) (*os.File, error) {
+	rp, err := fs.resolve(p, follow)
+	if err != nil {
+		return nil, err
+	}
+	m := fs.mountOf(rp)
+	if m == nil || m.ro {
+		if _, err := fs.Stat(rp, false); err != nil {
+			return nil, err
+		}
+		return nil, unix.EROFS
+	}
+	f, err := m.open(rp, unix.O_PATH|unix.O_CLOEXEC, 0, true)
+	if err != nil {
+		return nil, err
+	}
+	if follow && isLink(f) {
+		f.Close()
+		return nil, unix.ELOOP // made a link since resolve looked
+	}
+	return f, nil
+}
+
+func isLink(f *os.File) bool {
+	var st unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
+}
+
+// procFD names the very inode an O_PATH descriptor holds, for the calls
+// that take no descriptor of that kind (chmod, utimensat), as the C
+// libraries do: the kernel follows the magic link to that inode, not to a
+// path.
+func procFD(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
 // Truncate is truncate(2) of guest path p.
 func (fs *FS) Truncate(p string, size int64) error {
@@ -700,16 +753,17 @@ func (fs *FS) Link(from, to string) error {
 // Utimes is utimensat(2) of guest path p (ts nil: now); nofollow changes
 // a link itself.
 func (fs *FS) Utimes(p string, ts []unix.Timespec, nofollow bool) error {
-	flags := 0
-	if nofollow {
-		flags = unix.AT_SYMLINK_NOFOLLOW
+	f, err := fs.final(p, !nofollow)
+	if err != nil {
+		return err
 	}
-	err := fs.inParent(p, func(dir int, name string) error { return unix.UtimesNanoAt(dir, name, ts, flags) })
-	if m := fs.mountOf(p); err == unix.EBUSY && m != nil && m.guest == p { // the mount point itself: by its own descriptor
-		if m.ro {
-			return unix.EROFS
-		}
-		return unix.UtimesNanoAt(int(m.root.Fd()), ".", ts, flags)
+	defer f.Close()
+	if isLink(f) {
+		// The link itself, by name in its directory: AT_SYMLINK_NOFOLLOW
+		// never follows it on the host.
+		return fs.inParent(p, func(dir int, name string) error {
+			return unix.UtimesNanoAt(dir, name, ts, unix.AT_SYMLINK_NOFOLLOW)
+		})
 	}
-	return err
+	return unix.UtimesNanoAt(unix.AT_FDCWD, procFD(f), ts, 0)
 }

@@ -339,3 +339,48 @@ func TestExecutableLink(t *testing.T) {
 		t.Error("/proc/self/exe with no program: no error")
 	}
 }
+
+// A link the guest makes in a writable mount, to a host file outside it,
+// never lets chmod or utimensat reach that file: the host kernel once
+// followed it (a guest made a host file 0777 and set its times).
+func TestAttributesNeverFollowLinksOnTheHost(t *testing.T) {
+	fs, _, rw := newTestFS(t)
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("host file\n"), 0o600)
+	old := time.Unix(1e9, 0)
+	os.Chtimes(victim, old, old)
+	if err := fs.Symlink(victim, "/var/rw/x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Chmod("/var/rw/x", 0o777, true); err == nil {
+		t.Error("chmod through a link to a host path succeeded")
+	}
+	if err := fs.Utimes("/var/rw/x", []unix.Timespec{{Sec: 1}, {Sec: 1}}, false); err == nil {
+		t.Error("utimensat through a link to a host path succeeded")
+	}
+	st, _ := os.Stat(victim)
+	if st.Mode().Perm() != 0o600 || !st.ModTime().Equal(old) {
+		t.Errorf("the host file changed: mode %v, time %v", st.Mode(), st.ModTime())
+	}
+	// A link within the tree is followed there, as Linux follows it.
+	os.WriteFile(filepath.Join(rw, "f"), nil, 0o644)
+	fs.Symlink("f", "/var/rw/l")
+	if err := fs.Chmod("/var/rw/l", 0o600, true); err != nil {
+		t.Errorf("chmod through a link in the tree: %v", err)
+	}
+	if st, _ := os.Stat(filepath.Join(rw, "f")); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v after chmod through the link", st.Mode())
+	}
+	if err := fs.Chmod("/var/rw/l", 0o644, false); err != unix.EOPNOTSUPP {
+		t.Errorf("chmod of a link itself: %v, want EOPNOTSUPP", err)
+	}
+	if err := fs.Utimes("/var/rw/l", []unix.Timespec{{Sec: 5}, {Sec: 5}}, true); err != nil {
+		t.Errorf("utimensat of a link itself: %v", err)
+	}
+	if err := fs.Chmod("/srv/data/config.yaml", 0o600, true); err != unix.EROFS {
+		t.Errorf("chmod in a read-only mount: %v", err)
+	}
+	if err := fs.Chmod("/var/rw", 0o755, true); err != nil {
+		t.Errorf("chmod of the mount point: %v", err)
+	}
+}
