@@ -3,6 +3,7 @@ package hvt
 import (
 	"os"
 	"path"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -71,6 +72,9 @@ func (t *thread) chdirTo(p string) int64 {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return -int64(unix.ENOTDIR)
 	}
+	if p, err = t.m.cfg.Files.Resolve(p); err != nil { // what getcwd says: no link, no ".."
+		return errno(err)
+	}
 	t.m.wd.Store(&p)
 	return 0
 }
@@ -138,8 +142,16 @@ func sysOpenat(t *thread, a *sysArgs) int64 {
 	if err != nil {
 		return errno(err)
 	}
+	// The name is what a call relative to this descriptor (and fchdir)
+	// starts from: with ".." in it, the walk's own result.
+	name := gp
+	if strings.Contains(gp, "..") || strings.HasSuffix(gp, "/") || strings.HasSuffix(gp, "/.") {
+		if r, err := t.m.cfg.Files.Resolve(gp); err == nil {
+			name = r
+		}
+	}
 	acc := flags & unix.O_ACCMODE
-	f := &file{kind: fileTree, host: host, name: gp,
+	f := &file{kind: fileTree, host: host, name: name,
 		nonblock: flags&unix.O_NONBLOCK != 0, cloexec: flags&unix.O_CLOEXEC != 0,
 		readable: flags&unix.O_PATH == 0 && (acc == unix.O_RDONLY || acc == unix.O_RDWR),
 		writable: flags&unix.O_PATH == 0 && (acc == unix.O_WRONLY || acc == unix.O_RDWR),

@@ -274,6 +274,9 @@ func (f *files) chdir(p string) int64 {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return -int64(unix.ENOTDIR)
 	}
+	if p, err = f.fs.Resolve(p); err != nil { // what getcwd says: no link, no ".."
+		return errno(err)
+	}
 	f.cwd = p
 	return 0
 }

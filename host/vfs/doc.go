@@ -18,6 +18,7 @@
 //
 // Every open gives a host descriptor (a mounted file, or a sealed memfd
 // for a made file): the tender serves reads and writes on it, and the spt
-// supervisor installs it in the guest. Paths are guest paths, cleaned
-// lexically ("a/../b" is "b") before a mount is chosen.
+// supervisor installs it in the guest. Paths are guest paths, walked as
+// Linux walks them ("link/.." is the parent of the link's target, "file/"
+// is ENOTDIR) before a mount is chosen.
 package vfs

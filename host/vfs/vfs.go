@@ -6,8 +6,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -188,6 +188,19 @@ func (fs *FS) mountOf(p string) *mount {
 	return nil
 }
 
+// onTheWay says whether a mount lies beneath guest path p: p is then a
+// directory on the way to it, whatever the tree holding p says, as a
+// mount point's parents are there on Linux (-v /tmp/x/y inside the
+// guest's own /tmp).
+func (fs *FS) onTheWay(p string) bool {
+	for i := range fs.mounts {
+		if strings.HasPrefix(fs.mounts[i].guest, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // GuestPath maps a host path inside a mount (what /proc/PID/fd/N says of
 // a descriptor the guest holds) back to the guest path it has there.
 func (fs *FS) GuestPath(host string) (string, bool) {
@@ -214,8 +227,11 @@ func (fs *FS) GuestPath(host string) (string, bool) {
 // maxPath is Linux's PATH_MAX.
 const maxPath = 4096
 
-// Clean makes a guest path absolute (relative ones are taken from cwd)
-// and lexically clean, or says why it is not a path.
+// Clean makes a guest path absolute (relative ones are taken from cwd),
+// without "." elements or repeated slashes, or says why it is not a path.
+// It keeps ".." and a trailing slash, which only a walk can judge, as
+// Linux does: ".." after a link is the parent of the link's target, and
+// "file/" is not a directory (resolve).
 func Clean(p, cwd string) (string, error) {
 	if p == "" {
 		return "", unix.ENOENT
@@ -227,9 +243,27 @@ func Clean(p, cwd string) (string, error) {
 		return "", unix.EINVAL
 	}
 	if !path.IsAbs(p) {
-		p = path.Join(cwd, p)
+		p = cwd + "/" + p
 	}
-	return path.Clean(p), nil
+	trimmed := strings.TrimRight(p, "/")
+	dir, dot := strings.HasSuffix(p, "/"), trimmed == "." || strings.HasSuffix(trimmed, "/.")
+	var b strings.Builder
+	for _, e := range strings.Split(p, "/") {
+		if e != "" && e != "." {
+			b.WriteString("/")
+			b.WriteString(e)
+		}
+	}
+	out := b.String()
+	switch {
+	case out == "":
+		out = "/"
+	case dot:
+		out += "/." // "a/." names no entry of a's directory (rmdir: EINVAL)
+	case dir:
+		out += "/"
+	}
+	return out, nil
 }
 
 // writeFlags are the open flags that write or may create.
@@ -352,68 +386,95 @@ func (m *mount) open(p string, flags int, mode uint32, nofollow bool) (*os.File,
 // maxLinks is how many symbolic links one lookup follows (Linux's 40).
 const maxLinks = 40
 
-// resolve follows the symbolic links in guest path p (clean, absolute)
-// in the guest's own namespace, as Linux does in a container: a link's
-// absolute target starts again from the guest's /, a relative one from
-// the link's directory, and ".." is lexical. The last element is followed
-// only if followLast. Each element is looked at beneath its mount's root
-// with no link followed by the kernel, so a link can lead anywhere in the
-// guest's tree and never outside it. The result names no link but
-// (with followLast false) perhaps the last element.
+// resolve walks guest path p (absolute, from Clean) element by element
+// and returns the path it names with no link, "." or ".." in it, as Linux
+// walks it in a container: a link's absolute target starts again from the
+// guest's /, a relative one from the link's directory, and ".." is the
+// parent of the directory reached so far (so "link/.." is the parent of
+// the link's target, not the link's directory). The last element is
+// followed only if followLast or p ends in a slash, which also asks for a
+// directory (ENOTDIR otherwise). Each element is looked at beneath its
+// mount's root with no link followed by the kernel, so a link can lead
+// anywhere in the guest's tree and never outside it. A missing last
+// element is returned (to be created, or ENOENT for the caller to see); a
+// missing or non-directory element before it is ENOENT or ENOTDIR.
 func (fs *FS) resolve(p string, followLast bool) (string, error) {
+	mustDir := len(p) > 1 && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/."))
+	followLast = followLast || mustDir
+	todo := strings.FieldsFunc(p, func(r rune) bool { return r == '/' })
+	cur := "/"
 	links := 0
-	for {
-		m := fs.mountOf(p)
-		if m == nil {
-			return p, nil // the made tree has no links
+	for len(todo) > 0 {
+		e := todo[0]
+		todo = todo[1:]
+		if e == "." {
+			continue
 		}
-		rest := strings.TrimPrefix(strings.TrimPrefix(p, m.guest), "/")
-		if rest == "" {
-			return p, nil
+		if e == ".." {
+			cur = path.Dir(cur)
+			continue
 		}
-		elems := strings.Split(rest, "/")
-		cur := m.guest
-		restarted := false
-		for i, e := range elems {
-			next := cur + "/" + e
-			last := i == len(elems)-1
-			if last && !followLast {
-				return next, nil
+		next := path.Join(cur, e)
+		last := len(todo) == 0
+		m := fs.mountOf(next)
+		if m == nil || fs.onTheWay(next) { // the made tree and a mount's parents have no links
+			if _, ok := fs.files[next]; ok && !last {
+				return "", unix.ENOTDIR
 			}
-			f, err := m.open(next, unix.O_PATH|unix.O_CLOEXEC, 0, true)
-			if err != nil {
-				// Missing (to be created, or ENOENT for the caller to see).
-				return path.Join(append([]string{next}, elems[i+1:]...)...), nil
-			}
-			var st unix.Stat_t
-			err = unix.Fstat(int(f.Fd()), &st)
-			if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
-				f.Close()
-				cur = next
-				continue
-			}
-			buf := make([]byte, maxPath)
-			n, err := unix.Readlinkat(int(f.Fd()), "", buf)
-			f.Close()
-			if err != nil {
-				return "", err
-			}
-			if links++; links > maxLinks {
-				return "", unix.ELOOP
-			}
-			target := string(buf[:n])
-			if !path.IsAbs(target) {
-				target = path.Join(cur, target)
-			}
-			p = path.Clean(path.Join(append([]string{target}, elems[i+1:]...)...))
-			restarted = true
+			cur = next
+			continue
+		}
+		if last && !followLast {
+			cur = next
 			break
 		}
-		if !restarted {
-			return p, nil
+		f, err := m.open(next, unix.O_PATH|unix.O_CLOEXEC, 0, true)
+		if err != nil {
+			if !last {
+				return "", err
+			}
+			cur = next // missing: to be created, or ENOENT for the caller
+			break
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(int(f.Fd()), &st)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			f.Close()
+			if err == nil && !last && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				return "", unix.ENOTDIR
+			}
+			cur = next
+			continue
+		}
+		buf := make([]byte, maxPath)
+		n, err := unix.Readlinkat(int(f.Fd()), "", buf)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+		if links++; links > maxLinks {
+			return "", unix.ELOOP
+		}
+		target := string(buf[:n])
+		if path.IsAbs(target) {
+			cur = "/"
+		}
+		if last && (strings.HasSuffix(target, "/") || strings.HasSuffix(target, "/.")) {
+			mustDir = true // "file/" in a link's target is no more a directory
+		}
+		todo = append(strings.FieldsFunc(target, func(r rune) bool { return r == '/' }), todo...)
+	}
+	if mustDir {
+		if st, err := fs.Stat(cur, true); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return "", unix.ENOTDIR
 		}
 	}
+	return cur, nil
 }
+
+// Resolve is the path guest path p names, with every link followed: what
+// a working directory or a directory descriptor is remembered by.
+func (fs *FS) Resolve(p string) (string, error) { return fs.resolve(p, true) }
 
 // sealed returns a read-only descriptor of a memory file holding body.
 func sealed(name string, body []byte) (*os.File, error) {
@@ -551,14 +612,31 @@ func (fs *FS) Utsname() []byte {
 
 // parent resolves the directory that holds guest path p, in p's mount,
 // and returns it with p's last element. Paths outside every mount are
-// read-only: made files and directories cannot change.
+// read-only: made files and directories cannot change. A last element of
+// "." or ".." names no entry a call could change: EINVAL. A trailing slash
+// asks for a directory.
 func (fs *FS) parent(p string) (*mount, *os.File, string, error) {
+	dirOnly := len(p) > 1 && strings.HasSuffix(p, "/")
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		p = "/"
+	}
 	if p != "/" {
-		dir, err := fs.resolve(path.Dir(p), true)
+		i := strings.LastIndexByte(p, '/')
+		base := p[i+1:]
+		if base == "." || base == ".." {
+			return nil, nil, "", unix.EINVAL
+		}
+		dir, err := fs.resolve(p[:i+1], true)
 		if err != nil {
 			return nil, nil, "", err
 		}
-		p = path.Join(dir, path.Base(p))
+		p = path.Join(dir, base)
+		if dirOnly { // the entry itself must be a directory: a link is not
+			if st, err := fs.Stat(p, false); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				return nil, nil, "", unix.ENOTDIR
+			}
+		}
 	}
 	m := fs.mountOf(p)
 	if m == nil {

@@ -117,9 +117,13 @@ func TestEscapesAndReadOnly(t *testing.T) {
 			t.Errorf("open %s %#x: %v, want %v", c.path, c.flags, err, c.want)
 		}
 	}
-	// ".." is lexical: it cannot climb out of the guest's root.
-	if p, _ := Clean("/srv/data/../../../../etc/hosts", "/"); p != "/etc/hosts" {
-		t.Errorf("Clean: %q", p)
+	// ".." is walked (from the guest's root it stays there): it cannot
+	// climb out of the guest's root.
+	if p, err := fs.Resolve("/srv/data/../../../../etc/hosts"); err != nil || p != "/etc/hosts" {
+		t.Errorf("resolve: %q %v", p, err)
+	}
+	if s, _ := read(t, fs, "/srv/data/../../../../etc/hostname"); s != "box\n" {
+		t.Errorf("/etc/hostname through ..: %q", s)
 	}
 	if _, err := Clean(strings.Repeat("a/", 2100), "/"); err != unix.ENAMETOOLONG {
 		t.Errorf("long path: %v", err)
@@ -178,7 +182,7 @@ func TestChanges(t *testing.T) {
 		{fs.Unlink("/etc/hosts", 0), unix.EROFS},
 		{fs.Mkdir("/etc/x", 0o755), unix.EROFS},
 		{fs.Unlink("/var/rw", unix.AT_REMOVEDIR), unix.EBUSY},
-		{fs.Mkdir("/var/rw/../../srv/data/x", 0o755), nil}, // lexically /srv/data/x: read-only
+		{fs.Mkdir("/var/rw/../../srv/data/x", 0o755), nil}, // /srv/data/x: read-only
 	} {
 		if c.want != nil && c.err != c.want {
 			t.Errorf("%v, want %v", c.err, c.want)
@@ -382,5 +386,97 @@ func TestAttributesNeverFollowLinksOnTheHost(t *testing.T) {
 	}
 	if err := fs.Chmod("/var/rw", 0o755, true); err != nil {
 		t.Errorf("chmod of the mount point: %v", err)
+	}
+}
+
+// Paths are walked as Linux walks them: "link/.." is the parent of the
+// link's target, "file/" and "file/." are not directories, and a trailing
+// slash follows a link to a directory.
+func TestPathsWalkedAsLinux(t *testing.T) {
+	fs, _, rw := newTestFS(t)
+	os.MkdirAll(filepath.Join(rw, "a/deep/er"), 0o755)
+	os.WriteFile(filepath.Join(rw, "a/deep/target"), []byte("deep\n"), 0o644)
+	os.WriteFile(filepath.Join(rw, "target"), []byte("top\n"), 0o644)
+	os.Symlink("a/deep/er", filepath.Join(rw, "link"))
+	os.Symlink("target", filepath.Join(rw, "filelink"))
+	os.Symlink("target/", filepath.Join(rw, "slashlink"))
+	clean := func(p string) string {
+		c, err := Clean(p, "/var/rw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, c := range []struct {
+		path, want string
+		err        error
+	}{
+		{"link/../target", "deep\n", nil},        // the parent of a/deep/er
+		{"a/deep/../deep/target", "deep\n", nil}, // no link: as lexically
+		{"a/../target", "top\n", nil},
+		{"a/deep/../target", "", unix.ENOENT},
+		{"target/", "", unix.ENOTDIR},
+		{"target/.", "", unix.ENOTDIR},
+		{"filelink/", "", unix.ENOTDIR},
+		{"slashlink", "", unix.ENOTDIR}, // its target, "target/", is no directory
+		{"target/x", "", unix.ENOTDIR},
+		{"missing/x", "", unix.ENOENT},
+		{"./a/./deep/./target", "deep\n", nil},
+		{"/var/rw//a//deep/target", "deep\n", nil},
+	} {
+		got, err := read(t, fs, clean(c.path))
+		if err != c.err || got != c.want {
+			t.Errorf("%s: %q, %v; want %q, %v", c.path, got, err, c.want, c.err)
+		}
+	}
+	if st, err := fs.Stat(clean("link/"), false); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		t.Errorf("stat link/ (a trailing slash follows the link): %v", err)
+	}
+	if st, err := fs.Stat(clean("link"), false); err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		t.Errorf("lstat link: %v", err)
+	}
+	if p, err := fs.Resolve(clean("link/..")); err != nil || p != "/var/rw/a/deep" {
+		t.Errorf("resolve link/..: %q %v", p, err)
+	}
+	if err := fs.Rename(clean("./"), clean("other"), 0); err != unix.EINVAL {
+		t.Errorf("rename ./: %v, want EINVAL", err)
+	}
+	for _, p := range []string{".", ".."} {
+		if err := fs.Unlink(clean("a/"+p), unix.AT_REMOVEDIR); err != unix.EINVAL {
+			t.Errorf("rmdir a/%s: %v, want EINVAL", p, err)
+		}
+	}
+	if err := fs.Unlink(clean("target/"), 0); err != unix.ENOTDIR {
+		t.Errorf("unlink target/: %v, want ENOTDIR", err)
+	}
+	if err := fs.Unlink(clean("link/"), unix.AT_REMOVEDIR); err != unix.ENOTDIR {
+		t.Errorf("rmdir link/ (a link to a directory): %v, want ENOTDIR", err)
+	}
+	if err := fs.Mkdir(clean("newdir/"), 0o755); err != nil {
+		t.Errorf("mkdir newdir/: %v", err)
+	}
+	if err := fs.Rename(clean("link/../target"), clean("moved"), 0); err != nil {
+		t.Errorf("rename through link/..: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(rw, "a/deep/target")); err == nil {
+		t.Error("rename through link/.. moved the wrong file")
+	}
+}
+
+// A mount beneath another (mote exec's tree inside the guest's own /tmp)
+// is reached though its parents are not in the outer mount.
+func TestNestedMount(t *testing.T) {
+	outer, inner := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(inner, "f"), []byte("inner\n"), 0o644)
+	fs, err := New(Config{Mounts: []Mount{{Guest: "/tmp", Host: outer}, {Guest: "/tmp/a/b", Host: inner, ReadOnly: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	for _, p := range []string{"/tmp/a/b/f", "/tmp/a/b/../b/f", "/tmp/./a//b/f"} {
+		c, _ := Clean(p, "/")
+		if s, err := read(t, fs, c); s != "inner\n" {
+			t.Errorf("%s: %q %v", p, s, err)
+		}
 	}
 }
