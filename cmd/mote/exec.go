@@ -18,11 +18,17 @@ go to it; the exit status is its own.
 
     CGO_ENABLED=0 go test -exec 'mote exec -t spt' ./...
 
-Flags before BINARY are mote run's (-t, -m, --net, -v, --strict, ...).
+Flags before BINARY are mote run's (-t, -m, --net, -v, --strict, ...);
+-m is 512M unless given: a test binary holds what its tests allocate, and
+Go's own tests allocate far more for a moment than a service runs in
+(bytes' tests need more than 64M).
 The test binary must be static (CGO_ENABLED=0). It is built by go test,
 not mote build, so its net package has no hook to the guest's stack:
 tests that listen or dial fail (use --net and mote build for services).
 `
+
+// testMemory is a test binary's guest memory unless -m says otherwise.
+const testMemory = "512M"
 
 // runExec is mote run with the working directory mounted and the first
 // argument that is not a flag taken as the binary.
@@ -45,7 +51,8 @@ func runExec(args []string, stdout, stderr io.Writer) (int, error) {
 		return exitUsage, usagef("want a binary to run")
 	}
 	root := treeRoot(wd)
-	run := append([]string{"-v", root + ":" + root + ":ro", "-w", wd}, args[:i+1]...)
+	// -m first, so that the caller's own -m, parsed later, wins.
+	run := append([]string{"-m", testMemory, "-v", root + ":" + root + ":ro", "-w", wd}, args[:i+1]...)
 	run = append(append(run, "--"), args[i+1:]...)
 	return runRun(run, stdout, stderr)
 }

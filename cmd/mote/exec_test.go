@@ -27,7 +27,7 @@ func TestGoTestExec(t *testing.T) {
 				return string(out), err
 			}
 			out, err := run()
-			for _, want := range []string{"--- PASS: TestTestdata", "--- PASS: TestTempDir", "--- PASS: TestWriteTestdataRefused", "ok  \texample.com/gotestexec"} {
+			for _, want := range []string{"--- PASS: TestTestdata", "--- PASS: TestTempDir", "--- PASS: TestWriteTestdataRefused", "--- PASS: TestAllocatesAsTestsDo", "ok  \texample.com/gotestexec"} {
 				if err != nil || !strings.Contains(out, want) {
 					t.Fatalf("go test -exec: %v, no %q in\n%s", err, want, out)
 				}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -36,4 +37,20 @@ func TestFailsWhenAsked(t *testing.T) {
 	if *fail {
 		t.Fatal("asked to fail")
 	}
+}
+
+// TestAllocatesAsTestsDo holds 160 MiB for a moment, as Go's own tests
+// do, then maps a little more: under 64M (mote run's default) spt's data
+// limit refused the mapping; mote exec gives tests 512M.
+func TestAllocatesAsTestsDo(t *testing.T) {
+	big := make([]byte, 160<<20)
+	for i := 0; i < len(big); i += 4096 {
+		big[i] = 1
+	}
+	big = nil
+	b, err := syscall.Mmap(-1, 0, 3*4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANONYMOUS|syscall.MAP_PRIVATE)
+	if err != nil {
+		t.Fatalf("mmap after a large allocation: %v", err)
+	}
+	syscall.Munmap(b)
 }
