@@ -223,9 +223,24 @@ func runInstance(dir string) int {
 	// during a run the target passes the signal on to the guest.
 	stopped := make(chan os.Signal, 1)
 	signal.Notify(stopped, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	run := func() (int, error) { return runTarget(o, in.Spec.ImagePath, mem, in.Spec.GuestArgs, r.Log, r.Log) }
+	if o.metrics != "" {
+		mx, err := startMetrics(o.metrics, in.Spec.Name, in.Spec.Image, o.target)
+		if err != nil {
+			fmt.Fprintf(r.Log, "mote: %v\n", err)
+			r.Exited(exitUsage)
+			return exitUsage
+		}
+		defer mx.close()
+		o.onNIC = mx.addNIC
+		log := mx.counting(r.Log)
+		run = func() (int, error) {
+			return mx.run(func() (int, error) { return runTarget(o, in.Spec.ImagePath, mem, in.Spec.GuestArgs, log, log) })
+		}
+	}
 	backoff := 100 * time.Millisecond
 	for {
-		status, err := runTarget(o, in.Spec.ImagePath, mem, in.Spec.GuestArgs, r.Log, r.Log)
+		status, err := run()
 		if err != nil {
 			fmt.Fprintf(r.Log, "mote: %v\n", err)
 			if status == 0 {
@@ -309,17 +324,26 @@ func processTree(pid int) (rss uint64, ticks uint64) {
 		pages, _ := strconv.ParseUint(f[21], 10, 64)
 		ticks, rss = ut+st, pages*uint64(os.Getpagesize())
 	}
+	for _, kid := range children(pid) {
+		r, c := processTree(kid)
+		rss, ticks = rss+r, ticks+c
+	}
+	return rss, ticks
+}
+
+// children lists a process's children, from each of its threads.
+func children(pid int) []int {
+	var out []int
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, t := range tasks {
 		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
 		for _, k := range strings.Fields(string(kids)) {
 			if kp, err := strconv.Atoi(k); err == nil {
-				r, c := processTree(kp)
-				rss, ticks = rss+r, ticks+c
+				out = append(out, kp)
 			}
 		}
 	}
-	return rss, ticks
+	return out
 }
 
 func openInstance(name string) (*instance.Instance, error) {

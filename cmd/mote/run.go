@@ -25,6 +25,7 @@ import (
 	"github.com/moteos/mote/host/instance"
 	"github.com/moteos/mote/host/net/tap"
 	"github.com/moteos/mote/host/net/usernet"
+	"github.com/moteos/mote/host/ringdev"
 	"github.com/moteos/mote/host/spt"
 	"github.com/moteos/mote/host/tarimage"
 	"github.com/moteos/mote/host/unixproc"
@@ -79,6 +80,10 @@ flags:
   --strict               stop the guest on a system call outside the ABI
   --stats                print exit counts and times when the guest ends
   --trace                print every exit as it happens
+  --metrics ADDR         serve Prometheus metrics at http://ADDR/metrics while
+                         it runs (with -d: across restarts): up, starts, exits
+                         by reason, run time, CPU, memory, I/O, console bytes,
+                         NIC frames
   --profile FILE         write the guest's CPU profile (pprof format) to FILE
                          when it ends, sampled from outside (hvt; read it with
                          go tool pprof FILE)
@@ -124,6 +129,7 @@ func runFlags(o *runOptions, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.stats, "stats", false, "")
 	fs.BoolVar(&o.trace, "trace", false, "")
 	fs.StringVar(&o.profile, "profile", "", "FILE")
+	fs.StringVar(&o.metrics, "metrics", "", "ADDR")
 	return fs
 }
 
@@ -150,7 +156,10 @@ type runOptions struct {
 	stats   bool
 	trace   bool
 	profile string
-	built   bool // the image was built for this run alone
+	metrics string // serve Prometheus metrics here
+	built   bool   // the image was built for this run alone
+
+	onNIC func(name string, dev *ringdev.Device) // each NIC's mover, for --metrics
 
 	detach  bool   // mote run -d
 	name    string // the instance's name
@@ -220,6 +229,16 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if o.detach {
 		flags := args[:len(args)-fs.NArg()]
 		return runDetached(o, policy, flags, what, image, guestArgs, stdout, stderr)
+	}
+	if o.metrics != "" {
+		mx, err := startMetrics(o.metrics, filepath.Base(image), what, o.target)
+		if err != nil {
+			return exitUsage, err
+		}
+		defer mx.close()
+		o.onNIC = mx.addNIC
+		stdout, stderr = mx.counting(stdout), mx.counting(stderr)
+		return mx.run(func() (int, error) { return runTarget(o, image, mem, guestArgs, stdout, stderr) })
 	}
 	return runTarget(o, image, mem, guestArgs, stdout, stderr)
 }
@@ -318,7 +337,7 @@ func runUnix(o runOptions, binary string, args []string, stdout, stderr io.Write
 
 func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stderr io.Writer) (int, error) {
 	cfg := hvt.Config{Image: image, Args: args, Env: guestEnv(o.env), Memory: mem, CPUs: o.cpus, Strict: o.strict,
-		Stdout: stdout, Stderr: stderr, ImageCache: imageCacheDir(o)}
+		Stdout: stdout, Stderr: stderr, ImageCache: imageCacheDir(o), OnNIC: o.onNIC}
 	if o.stats {
 		cfg.Stats = stderr
 	}
@@ -374,7 +393,7 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	if o.stats || o.trace {
 		fmt.Fprintln(stderr, "mote: --stats and --trace are for hvt; spt guests make ordinary system calls")
 	}
-	cfg := spt.Config{Image: image, Args: args, Env: guestEnv(o.env), Memory: mem, CPUs: o.cpus, Strict: o.strict, Stdout: stdout, Stderr: stderr}
+	cfg := spt.Config{Image: image, Args: args, Env: guestEnv(o.env), Memory: mem, CPUs: o.cpus, Strict: o.strict, Stdout: stdout, Stderr: stderr, OnNIC: o.onNIC}
 	o.exe = "/" + filepath.Base(image)
 	devs, status, err := o.devices()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/moteos/mote/abi"
+	"github.com/moteos/mote/host/ringdev"
 	"github.com/moteos/mote/host/vfs"
 )
 
@@ -41,6 +42,10 @@ type Config struct {
 	// devices whose host side starts meanwhile (a user network) wait
 	// there. An error ends the run before the guest runs.
 	Ready func() error
+
+	// OnNIC, if set, is given each NIC's frame mover once it exists, so
+	// that the caller can read its counters (mote run --metrics).
+	OnNIC func(name string, dev *ringdev.Device)
 }
 
 // NIC is a network interface. HostFD carries whole Ethernet frames (a TAP

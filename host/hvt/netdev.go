@@ -63,6 +63,9 @@ func (m *machine) ringNIC(i, hostFD int, name string) (*ringDev, error) {
 		return nil, fmt.Errorf("hvt: nic %s: %w", name, err)
 	}
 	m.devs = append(m.devs, d)
+	if m.cfg.OnNIC != nil {
+		m.cfg.OnNIC(name, d.Device)
+	}
 	return d, nil
 }
 

@@ -62,6 +62,10 @@ type Config struct {
 	// whose host side starts meanwhile (a user network) wait there. An
 	// error ends the run before the guest runs.
 	Ready func() error
+
+	// OnNIC, if set, is given each NIC's frame mover once it exists, so
+	// that the caller can read its counters (mote run --metrics).
+	OnNIC func(name string, dev *ringdev.Device)
 }
 
 // NIC is a network interface: HostFD carries whole frames (a TAP device or
@@ -127,6 +131,9 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 			return ExitTender, &ExitError{Status: ExitTender, Report: fmt.Sprintf("spt: nic %s: %v", d.Name, err)}
 		}
 		devs = append(devs, dev)
+		if cfg.OnNIC != nil {
+			cfg.OnNIC(d.Name, dev.Device)
+		}
 		dev.Stop = stop
 		serving.Add(1)
 		go func() {
