@@ -190,6 +190,25 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// A flag of mote's after the image reaches the program, as go run's do,
+// and mote says so; after -- it says nothing. Reports from a tender begin
+// with "mote:" as every line mote prints.
+func TestFlagAfterImageHint(t *testing.T) {
+	hello := guestBinary(t, "hello")
+	got := mote(t, "run", "-t", "spt", hello, "--stats")
+	if got.status != 0 || !strings.Contains(got.stderr, "mote: --stats comes after the image") {
+		t.Errorf("--stats after the image: status %d, stderr %q", got.status, got.stderr)
+	}
+	for _, args := range [][]string{{hello, "--", "--stats"}, {hello, "-x"}, {hello, "5"}} {
+		if got := mote(t, append([]string{"run", "-t", "spt"}, args...)...); strings.Contains(got.stderr, "comes after the image") {
+			t.Errorf("%q: a hint where none is due: %q", args, got.stderr)
+		}
+	}
+	if got := mote(t, "run", "-t", "spt", "/etc/passwd"); got.status != 125 || !strings.HasPrefix(got.stderr, "mote: ") {
+		t.Errorf("a file that is no image: status %d, stderr %q", got.status, got.stderr)
+	}
+}
+
 func TestBuildErrors(t *testing.T) {
 	got := mote(t, "build", "-t", "hvt", "./cmd/mote/testdata/broken")
 	if got.status == 0 || !strings.Contains(got.stderr, "undefined: undefinedFunction") || !strings.Contains(got.stderr, "main.go:6") {

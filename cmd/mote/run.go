@@ -181,6 +181,13 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 	what, guestArgs := fs.Arg(0), fs.Args()[1:]
 	if len(guestArgs) > 0 && guestArgs[0] == "--" {
 		guestArgs = guestArgs[1:]
+	} else if len(guestArgs) > 0 {
+		// Flags stop at the image, as go run's do: one of mote's after it
+		// is the program's, which is rarely what was meant.
+		name, _, _ := strings.Cut(strings.TrimLeft(guestArgs[0], "-"), "=")
+		if strings.HasPrefix(guestArgs[0], "-") && fs.Lookup(name) != nil {
+			fmt.Fprintf(stderr, "mote: %s comes after the image, so the program gets it: mote's flags go before the image (write -- before the program's own flags to say they are its)\n", guestArgs[0])
+		}
 	}
 	mem, err := o.check()
 	if err != nil {
@@ -373,7 +380,7 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 		// With KVM, Run says it (it opens the image first); without, it
 		// is checked here, so that no start parses the image twice.
 		if err := hvt.CheckImage(image); err != nil {
-			fmt.Fprintln(stderr, err)
+			report(stderr, err.Error())
 			return hvt.ExitTender, nil
 		}
 		return exitError, err
@@ -381,10 +388,19 @@ func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	status, err = hvt.Run(context.Background(), cfg)
 	var ee *hvt.ExitError
 	if errors.As(err, &ee) {
-		fmt.Fprintln(stderr, ee.Report)
+		report(stderr, ee.Report)
 		return ee.Status, nil
 	}
 	return status, err
+}
+
+// report prints a tender's report of why a guest stopped, as every line
+// mote prints begins: with "mote:".
+func report(w io.Writer, r string) {
+	if !strings.HasPrefix(r, "mote:") {
+		r = "mote: " + r
+	}
+	fmt.Fprintln(w, r)
 }
 
 // runSPT runs the image as a seccomp-confined process: the same devices as
@@ -412,7 +428,7 @@ func runSPT(o runOptions, image string, mem uint64, args []string, stdout, stder
 	status, err = spt.Run(context.Background(), cfg)
 	var ee *spt.ExitError
 	if errors.As(err, &ee) {
-		fmt.Fprintln(stderr, ee.Report)
+		report(stderr, ee.Report)
 		return ee.Status, nil
 	}
 	return status, err
