@@ -209,6 +209,27 @@ func TestFlagAfterImageHint(t *testing.T) {
 	}
 }
 
+// TestExitStatuses holds docs/abi.md's table of mote's own statuses.
+func TestExitStatuses(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		status int
+	}{
+		{[]string{"run", "-t", "spt", "--bogus", "x"}, 2},
+		{[]string{"build", "-t", "spt", "--bogus"}, 2},
+		{[]string{"build", "-t", "spt", "./cmd/mote/testdata/broken"}, 1},
+		{[]string{"run", "-t", "spt", "./cmd/mote/testdata/broken"}, 125},
+		{[]string{"run", "-t", "spt", "/etc/passwd"}, 125},
+		{[]string{"run", "-t", "spt", "--block", "x=/no/such/file", guestBinary(t, "hello")}, 125},
+		{[]string{"run", "-t", "spt", guestBinary(t, "panic")}, 2},
+		{[]string{"run", "-t", "spt", guestBinary(t, "hello"), "--", "7"}, 7},
+	} {
+		if got := mote(t, c.args...); got.status != c.status {
+			t.Errorf("mote %q: status %d, want %d\n%s", c.args, got.status, c.status, got.stderr)
+		}
+	}
+}
+
 func TestBuildErrors(t *testing.T) {
 	got := mote(t, "build", "-t", "hvt", "./cmd/mote/testdata/broken")
 	if got.status == 0 || !strings.Contains(got.stderr, "undefined: undefinedFunction") || !strings.Contains(got.stderr, "main.go:6") {
