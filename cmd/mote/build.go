@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/moteos/mote/host/build"
 	"github.com/moteos/mote/host/image"
@@ -18,22 +19,53 @@ executable. The output is PKGNAME.TARGET unless -o says otherwise.
 flags:
   -t TARGET   unix, hvt or spt (default hvt)
   -o FILE     where to write the artifact
+
+An OCI image instead (hvt, spt), for container tools and registries
+(docs/oci.md): ctr images import, podman load and skopeo copy
+oci-archive: take it. Arguments after -- are the program's.
+  --oci FILE          write an OCI image layout tar to FILE
+  --tag NAME[:TAG]    its name (default: the package's, tag latest)
+  -m SIZE             the guest memory it asks for
+  --env KEY=VALUE     its environment (repeatable)
+  --port PORT[/udp]   a port it listens on (repeatable)
+  --volume PATH       a guest path where something is mounted (repeatable)
 `
 
 func runBuild(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlags("build", stderr)
 	target := fs.String("t", "hvt", "target")
 	out := fs.String("o", "", "output file")
+	var oci ociOptions
+	fs.StringVar(&oci.file, "oci", "", "OCI image layout tar")
+	fs.StringVar(&oci.tag, "tag", "", "NAME[:TAG]")
+	fs.StringVar(&oci.memory, "m", "", "guest memory")
+	fs.Var(&oci.env, "env", "KEY=VALUE")
+	fs.Var(&oci.ports, "port", "PORT[/udp]")
+	fs.Var(&oci.volumes, "volume", "PATH")
 	if err := parse(fs, args); err != nil {
 		return exitUsage, err
 	}
-	if fs.NArg() > 1 {
-		return exitUsage, usagef("one package at a time, got %q", fs.Args())
+	pkgArgs := fs.Args()
+	if i := slices.Index(pkgArgs, "--"); i >= 0 {
+		oci.args, pkgArgs = pkgArgs[i+1:], pkgArgs[:i]
+	}
+	if len(pkgArgs) > 1 {
+		return exitUsage, usagef("one package at a time, got %q", pkgArgs)
+	}
+	pkg := ""
+	if len(pkgArgs) == 1 {
+		pkg = pkgArgs[0]
 	}
 	if err := build.CheckTarget(*target); err != nil {
 		return exitUsage, usageError{err.Error()}
 	}
-	path, err := build.Build(context.Background(), build.Options{Target: *target, Package: fs.Arg(0), Output: *out, Stderr: stderr})
+	if oci.file != "" {
+		return buildOCI(*target, pkg, oci, stdout, stderr)
+	}
+	if oci.tag != "" || oci.memory != "" || len(oci.env)+len(oci.ports)+len(oci.volumes)+len(oci.args) > 0 {
+		return exitUsage, usagef("--tag, -m, --env, --port, --volume and program arguments are for --oci")
+	}
+	path, err := build.Build(context.Background(), build.Options{Target: *target, Package: pkg, Output: *out, Stderr: stderr})
 	if err != nil {
 		return 1, err
 	}
