@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -131,5 +132,42 @@ func TestBuildOCIErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a refused build left its output")
+	}
+}
+
+// containerd imports a Mote OCI image under the name mote build gave it.
+// The test runs a containerd of its own (its root, state and socket in a
+// temporary directory) and stops it by its PID.
+func TestOCIImageImportedByContainerd(t *testing.T) {
+	if _, err := exec.LookPath("containerd"); err != nil || os.Geteuid() != 0 {
+		t.Skip("SKIPPED LOUDLY: needs root and containerd (scripts/install-deps installs it)")
+	}
+	dir := t.TempDir()
+	image := filepath.Join(dir, "hello.tar")
+	if got := mote(t, "build", "-t", "spt", "--oci", image, "--tag", "mote-test/hello:1", "./examples/hello"); got.status != 0 {
+		t.Fatal(got.stderr)
+	}
+	sock := filepath.Join(dir, "sock")
+	config := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = %q\n",
+		filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock)
+	os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o600)
+	var log bytes.Buffer
+	d := exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
+	d.Stdout, d.Stderr = &log, &log
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Process.Kill(); d.Wait() }()
+	waitFor(t, "containerd's socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	ctr := func(args ...string) string {
+		out, err := exec.Command("ctr", append([]string{"--address", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ctr %q: %v\n%s\ncontainerd:\n%s", args, err, out, log.String())
+		}
+		return string(out)
+	}
+	ctr("images", "import", image)
+	if out := ctr("images", "ls", "-q"); !strings.Contains(out, "docker.io/mote-test/hello:1") {
+		t.Errorf("ctr images ls: %q", out)
 	}
 }
