@@ -1,10 +1,12 @@
 package main
 
 import (
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 
 	"github.com/moteos/mote/host/image"
@@ -34,6 +36,7 @@ func runInspect(args []string, stdout, stderr io.Writer) (int, error) {
 		return 1, err
 	}
 	fmt.Fprintln(stdout, img.Describe())
+	fmt.Fprintf(stdout, "  %s\n", moteVersionIn(fs.Arg(0)))
 	for _, s := range img.Segments {
 		perm := []byte("---")
 		if s.Read {
@@ -56,4 +59,28 @@ func runInspect(args []string, stdout, stderr io.Writer) (int, error) {
 		fmt.Fprintf(stdout, "  %s=%s\n", k, img.Settings[k])
 	}
 	return 0, nil
+}
+
+// moteVersionIn says which version of Mote's guest library an image was
+// built with, from its Go build information.
+func moteVersionIn(path string) string {
+	const mod = "github.com/moteos/mote"
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return "mote: unknown (no Go build information)"
+	}
+	for _, m := range append([]*debug.Module{&bi.Main}, bi.Deps...) {
+		if m.Path != mod {
+			continue
+		}
+		if m.Replace != nil {
+			m = m.Replace
+		}
+		v := m.Version
+		if v == "" || v == "(devel)" {
+			v = "a development tree (devel)"
+		}
+		return "mote: " + v
+	}
+	return "mote: none (a static binary without Mote's guest library: its network is what the target gives a plain program)"
 }

@@ -252,10 +252,22 @@ func TestBuildAndInspect(t *testing.T) {
 		t.Fatalf("build: %+v", got)
 	}
 	got = mote(t, "inspect", img)
-	for _, want := range []string{"go1.", "entry 0x", "GOAMD64=v1", "CGO_ENABLED=0", "r-x"} {
+	for _, want := range []string{"go1.", "entry 0x", "GOAMD64=v1", "CGO_ENABLED=0", "r-x", "mote: a development tree"} {
 		if !strings.Contains(got.stdout, want) {
 			t.Errorf("inspect lacks %q:\n%s", want, got.stdout)
 		}
+	}
+	// A static binary of another module, with no Mote in it.
+	plain := t.TempDir()
+	os.WriteFile(filepath.Join(plain, "go.mod"), []byte("module example.com/plain\n\ngo 1.24\n"), 0o644)
+	os.WriteFile(filepath.Join(plain, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
+	cmd := exec.Command("go", "build", "-o", "plain")
+	cmd.Dir, cmd.Env = plain, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := mote(t, "inspect", filepath.Join(plain, "plain")); !strings.Contains(got.stdout, "mote: none") {
+		t.Errorf("inspect of a binary without Mote:\n%s%s", got.stdout, got.stderr)
 	}
 	got = mote(t, "inspect", "/etc/hostname")
 	if got.status == 0 || !strings.Contains(got.stderr, "not an ELF file") {
