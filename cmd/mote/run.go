@@ -344,7 +344,7 @@ func runUnix(o runOptions, binary string, args []string, stdout, stderr io.Write
 
 func runHVT(o runOptions, image string, mem uint64, args []string, stdout, stderr io.Writer) (int, error) {
 	cfg := hvt.Config{Image: image, Args: args, Env: guestEnv(o.env), Memory: mem, CPUs: o.cpus, Strict: o.strict,
-		Stdout: stdout, Stderr: stderr, ImageCache: imageCacheDir(o), OnNIC: o.onNIC}
+		Stdout: stdout, Stderr: stderr, ImageCache: imageCacheDir(o), OnNIC: o.onNIC, Confine: true}
 	if o.stats {
 		cfg.Stats = stderr
 	}

@@ -46,6 +46,12 @@ type Config struct {
 	// OnNIC, if set, is given each NIC's frame mover once it exists, so
 	// that the caller can read its counters (mote run --metrics).
 	OnNIC func(name string, dev *ringdev.Device)
+
+	// Confine confines the whole tender process (host/confine) once the
+	// machine is set up, before the guest's first instruction: for a
+	// process that only runs guests from then on (mote run), never for one
+	// that goes on to run programs (a test binary).
+	Confine bool
 }
 
 // NIC is a network interface. HostFD carries whole Ethernet frames (a TAP

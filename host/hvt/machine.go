@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moteos/mote/abi"
+	"github.com/moteos/mote/host/confine"
 	"github.com/moteos/mote/host/exitstatus"
 	"github.com/moteos/mote/host/hvt/kvm"
 	"github.com/moteos/mote/host/hvt/shim"
@@ -513,6 +514,11 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	regs := kvm.Regs{RIP: entry, RSP: sp, RFLAGS: rflagsDefault}
 	if err := c.k.SetRegs(&regs); err != nil {
 		return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
+	}
+	if m.cfg.Confine {
+		if err := confine.Tender(); err != nil {
+			return ExitTender, &ExitError{Status: ExitTender, Report: err.Error()}
+		}
 	}
 	m.startClock(c)
 	m.stats.bootDone(time.Since(start))

@@ -32,13 +32,13 @@ const (
 // Image is what goes into an OCI image.
 type Image struct {
 	Unikernel string   // the unikernel's file
-	Name, Tag  string   // as in name:tag
-	Target     string   // hvt or spt
-	Memory     string   // guest memory, as mote run -m takes it ("" : mote's default)
-	Args       []string // the program's arguments
-	Env        []string // KEY=VALUE
-	Ports      []string // container ports, 8080/tcp
-	Volumes    []string // guest paths a runtime mounts something at
+	Name, Tag string   // as in name:tag
+	Target    string   // hvt or spt
+	Memory    string   // guest memory, as mote run -m takes it ("" : mote's default)
+	Args      []string // the program's arguments
+	Env       []string // KEY=VALUE
+	Ports     []string // container ports, 8080/tcp
+	Volumes   []string // guest paths a runtime mounts something at
 }
 
 // epoch is the time of every file in the image, for reproducibility: the
@@ -149,7 +149,7 @@ func Write(w io.Writer, img Image) (digest.Digest, error) {
 			MediaType: v1.MediaTypeImageManifest, Digest: manDigest, Size: int64(len(manJSON)),
 			Platform: &v1.Platform{OS: "linux", Architecture: "amd64"},
 			Annotations: map[string]string{
-				v1.AnnotationRefName:  img.Tag,                            // skopeo's and podman's name within the layout
+				v1.AnnotationRefName:       img.Tag,                     // skopeo's and podman's name within the layout
 				"io.containerd.image.name": fullName(img.Name, img.Tag), // what ctr images import names it
 			},
 		}},
