@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
@@ -105,7 +106,19 @@ func Filter() ([]unix.SockFilter, error) {
 // Tender sets no_new_privs and installs the filter on every thread of the
 // process (SECCOMP_FILTER_FLAG_TSYNC, which gives them no_new_privs too).
 // It cannot be undone: call it once the tender has set up what it needs.
+// Later calls (a background instance's restarts) do nothing: filters
+// stack, and the kernel bounds a process's to 32768 instructions in all.
 func Tender() error {
+	once.Do(func() { onceErr = tender() })
+	return onceErr
+}
+
+var (
+	once    sync.Once
+	onceErr error
+)
+
+func tender() error {
 	filter, err := Filter()
 	if err != nil {
 		return err

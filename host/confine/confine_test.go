@@ -100,8 +100,14 @@ func TestConfinedProcess(t *testing.T) {
 
 func helper(what string) {
 	fail := func(f string, a ...any) { fmt.Printf(f+"\n", a...); os.Exit(1) }
-	if err := Tender(); err != nil {
-		fail("%v", err)
+	for i := 0; i < 3; i++ { // as a background instance's restarts do
+		if err := Tender(); err != nil {
+			fail("%v", err)
+		}
+	}
+	// Linux 5.9 and later count them.
+	if b, _ := os.ReadFile("/proc/self/status"); strings.Contains(string(b), "Seccomp_filters:") && !strings.Contains(string(b), "Seccomp_filters:\t1\n") {
+		fail("filters stacked:\n%s", b)
 	}
 	switch what {
 	case "work":
