@@ -5,9 +5,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -116,5 +119,53 @@ func TestReadmeInstances(t *testing.T) {
 	}
 	if got := moteIn(t, dir, env, "ps", "-a"); strings.Contains(got.stdout, "web") {
 		t.Errorf("after rm:\n%s", got.stdout)
+	}
+}
+
+// TestDocTAP runs docs/limits.md's TAP set-up as written (the namespace
+// named for this test), with spt, and asks the guest over the TAP with
+// curl.
+func TestDocTAP(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED LOUDLY: needs root to create a network namespace and a TAP device")
+	}
+	b, err := os.ReadFile("../../docs/limits.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)## A TAP interface in a network namespace\n.*?\n\n((?:    [^\n]*\n)+)").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("docs/limits.md has no TAP commands")
+	}
+	ns := fmt.Sprintf("mote-doc-%d", os.Getpid())
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	var served *server
+	for _, line := range strings.Split(strings.TrimRight(string(m[1]), "\n"), "\n") {
+		args := strings.Fields(strings.ReplaceAll(line, "mote-demo", ns))
+		for i, a := range args {
+			if a == "mote" {
+				args[i] = moteBin
+			}
+		}
+		switch {
+		case slices.Contains(args, moteBin):
+			served = startCmd(t, args[0], args[1:]...)
+		case slices.Contains(args, "curl"):
+			args = append(args[:len(args)-1], "-sS", "--max-time", "5", args[len(args)-1])
+			var out []byte
+			waitFor(t, "the guest over the TAP", func() bool {
+				out, err = exec.Command(args[0], args[1:]...).CombinedOutput()
+				return err == nil
+			})
+			if !strings.Contains(string(out), `"target":"spt"`) {
+				t.Errorf("curl: %s", out)
+			}
+			syscall.Kill(served.cmd.Process.Pid, syscall.SIGTERM)
+			<-served.done
+		default:
+			if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", line, err, out)
+			}
+		}
 	}
 }
