@@ -251,7 +251,7 @@ func TestSPTMemoryBounded(t *testing.T) {
 		fmt.Sscanf(l, "live MiB: %d", &last)
 	}
 	if last == 0 || last > 96 {
-		t.Errorf("last reported %d MiB live, want some and at most 96", last)
+		t.Errorf("last reported %d MiB live, want some and at most 96\nstdout:\n%s\nstderr:\n%s", last, tailOf(got.stdout), tailOf(got.stderr))
 	}
 }
 
