@@ -64,6 +64,32 @@ func TestUnmodifiedFiles(t *testing.T) {
 			os.MkdirAll(rw, 0o755)
 		})
 	}
+	t.Run("image source", func(t *testing.T) {
+		img := filepath.Join(t.TempDir(), "data.img")
+		tree := t.TempDir() // data without its link: images hold files and directories
+		os.CopyFS(tree, os.DirFS(filepath.Join(data)))
+		os.Remove(filepath.Join(tree, "escape"))
+		if o := mote(t, "mkimage", "-o", img, tree); o.status != 0 {
+			t.Fatalf("mkimage: %d %s", o.status, o.stderr)
+		}
+		image := filepath.Join(t.TempDir(), "unmodified.spt")
+		if o := moteIn(t, src, nil, "build", "-t", "spt", "-o", image, "."); o.status != 0 {
+			t.Fatalf("mote build: %d\n%s", o.status, o.stderr)
+		}
+		o := mote(t, "run", "-t", "spt", "--strict", "-v", img+":/srv", "-w", "/srv", image, "--", "-files", "/srv,/tmp")
+		for _, want := range []string{`files: config "port: 1\n"`, "files: walk  /config.yaml /sub /sub/a.txt",
+			"files: write to read-only open /srv/new: read-only file system"} {
+			if o.status != 0 || !strings.Contains(o.stdout, want) {
+				t.Fatalf("status %d, no %q in\n%s%s", o.status, want, o.stdout, o.stderr)
+			}
+		}
+		if o := mote(t, "run", "-t", "spt", "-v", img+":/srv:rw", image); o.status != 125 || !strings.Contains(o.stderr, "always read-only") {
+			t.Errorf(":rw image: status %d, %q", o.status, o.stderr)
+		}
+		if o := mote(t, "run", "-t", "spt", "-v", "/etc/hostname:/srv", image); o.status != 125 || !strings.Contains(o.stderr, "-v /etc/hostname:/srv") {
+			t.Errorf("a file that is no image: status %d, %q", o.status, o.stderr)
+		}
+	})
 	t.Run("missing source", func(t *testing.T) {
 		o := mote(t, "run", "-t", "spt", "-v", "/nonexistent/dir:/data", "./examples/hello")
 		if o.status != 125 || !strings.Contains(o.stderr, "/nonexistent/dir") {

@@ -69,7 +69,9 @@ flags:
                          directory (packed on the fly) or an image made by
                          mote mkimage (repeatable)
   -v SRC:/PATH[:ro]      mount the host directory SRC at PATH in the guest
-                         (hvt, spt; repeatable; ro: read-only). Nothing can
+                         (hvt, spt; repeatable; ro: read-only), or a
+                         file-tree image SRC made by mote mkimage (always
+                         read-only). Nothing can
                          be reached outside it: no .., symlink or rename
                          escapes. /etc/hosts, /etc/resolv.conf, /etc/passwd,
                          /etc/group and /etc/hostname are made for the guest,
@@ -448,10 +450,29 @@ func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 	for _, n := range nics {
 		cfg.DNS = append(cfg.DNS, n.DNS...)
 	}
+	var unpacked []string // image sources, unpacked for the run
+	cleanup := func() {
+		for _, d := range unpacked {
+			os.RemoveAll(d)
+		}
+	}
 	tmp, zoneinfo := true, true
 	for _, v := range o.volumes {
-		m, err := parseVolume(v)
+		m, image, err := parseVolume(v)
+		if err == nil && image {
+			// A file-tree image (mote mkimage): its files in a private
+			// directory of mote's, mounted read-only, gone with the run.
+			var dir string
+			if dir, err = os.MkdirTemp("", "mote-image-"); err == nil {
+				unpacked = append(unpacked, dir)
+				if err = tarimage.Unpack(m.Host, dir); err != nil {
+					err = fmt.Errorf("-v %s: %w", v, err)
+				}
+				m.Host = dir
+			}
+		}
 		if err != nil {
+			cleanup()
 			return nil, nil, err
 		}
 		cfg.Mounts = append(cfg.Mounts, m)
@@ -463,13 +484,12 @@ func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 	if st, err := os.Stat(zoneinfoDir); zoneinfo && err == nil && st.IsDir() {
 		cfg.Mounts = append(cfg.Mounts, vfs.Mount{Guest: zoneinfoDir, Host: zoneinfoDir, ReadOnly: true})
 	}
-	cleanup := func() {}
 	if tmp {
 		// A writable /tmp of the guest's own, gone with it.
 		if dir, err := os.MkdirTemp("", "mote-tmp-"); err != nil {
 			fmt.Fprintf(os.Stderr, "mote: the guest has no /tmp: %v (set TMPDIR, or mount one with -v DIR:/tmp)\n", err)
 		} else {
-			cleanup = func() { os.RemoveAll(dir) }
+			unpacked = append(unpacked, dir)
 			cfg.Mounts = append(cfg.Mounts, vfs.Mount{Guest: "/tmp", Host: dir})
 		}
 	}
@@ -529,27 +549,35 @@ func guestEnv(env []string) []string {
 const zoneinfoDir = "/usr/share/zoneinfo"
 
 // parseVolume parses -v SRC:/PATH[:ro], as docker run does: SRC a host
-// directory, PATH where the guest sees it.
-func parseVolume(v string) (vfs.Mount, error) {
+// directory, or a file-tree image (mote mkimage), which is always
+// read-only; PATH where the guest sees it.
+func parseVolume(v string) (m vfs.Mount, image bool, err error) {
 	parts := strings.Split(v, ":")
-	ro := false
+	ro, rw := false, false
 	if len(parts) == 3 && (parts[2] == "ro" || parts[2] == "rw") {
-		ro = parts[2] == "ro"
+		ro, rw = parts[2] == "ro", parts[2] == "rw"
 		parts = parts[:2]
 	}
 	if len(parts) != 2 || parts[0] == "" || !strings.HasPrefix(parts[1], "/") {
-		return vfs.Mount{}, fmt.Errorf("-v %q: want SRC:/PATH[:ro]", v)
+		return m, false, fmt.Errorf("-v %q: want SRC:/PATH[:ro]", v)
 	}
 	src, err := filepath.Abs(parts[0])
 	if err != nil {
-		return vfs.Mount{}, err
+		return m, false, err
 	}
-	if st, err := os.Stat(src); err != nil {
-		return vfs.Mount{}, fmt.Errorf("-v %s: %w", v, err)
-	} else if !st.IsDir() {
-		return vfs.Mount{}, fmt.Errorf("-v %s: %s is not a directory", v, src)
+	st, err := os.Stat(src)
+	switch {
+	case err != nil:
+		return m, false, fmt.Errorf("-v %s: %w", v, err)
+	case st.Mode().IsRegular():
+		if rw {
+			return m, false, fmt.Errorf("-v %s: an image is always read-only", v)
+		}
+		return vfs.Mount{Guest: parts[1], Host: src, ReadOnly: true}, true, nil
+	case !st.IsDir():
+		return m, false, fmt.Errorf("-v %s: %s is not a directory or an image", v, src)
 	}
-	return vfs.Mount{Guest: parts[1], Host: src, ReadOnly: ro}, nil
+	return vfs.Mount{Guest: parts[1], Host: src, ReadOnly: ro}, false, nil
 }
 
 // devices are the host ends of a confined guest's devices, as the flags

@@ -165,3 +165,57 @@ func (c *counter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// Unpack extracts the image at path into dir (which must exist): its
+// directories and regular files, with their modes' permission bits.
+// Names that would leave dir (absolute, "..") and entries of any other
+// kind are refused, as Check refuses them.
+func Unpack(path, dir string) error {
+	if err := Check(path); err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("image %s: %w", path, err)
+		}
+		name := filepath.Clean(filepath.FromSlash(h.Name))
+		if !filepath.IsLocal(name) && name != "." {
+			return fmt.Errorf("image %s: %s leaves the image's tree", path, h.Name)
+		}
+		dst := filepath.Join(dir, name)
+		perm := os.FileMode(h.Mode) & 0o755
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, perm|0o700); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm|0o400)
+			if err != nil {
+				return fmt.Errorf("image %s: %w", path, err)
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("image %s: %s: %w", path, h.Name, err)
+			}
+		default:
+			return fmt.Errorf("image %s: %s is not a regular file or directory", path, h.Name)
+		}
+	}
+}

@@ -53,3 +53,27 @@ func TestPackAndCheck(t *testing.T) {
 		t.Errorf("symlink packed: %v", err)
 	}
 }
+
+// Unpack gives back the tree Pack packed.
+func TestUnpack(t *testing.T) {
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(src, "a", "b", "f.txt"), []byte("deep\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "top"), []byte("top\n"), 0o600)
+	img := filepath.Join(t.TempDir(), "tree.img")
+	if _, err := PackFile(src, img); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if err := Unpack(img, dst); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"a/b/f.txt": "deep\n", "top": "top\n"} {
+		if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v", name, b, err)
+		}
+	}
+	if err := Unpack("/etc/hostname", t.TempDir()); err == nil {
+		t.Error("a file that is no image was unpacked")
+	}
+}
