@@ -396,20 +396,28 @@ func runStop(args []string, stdout, stderr io.Writer) (int, error) {
 	if fs.NArg() == 0 {
 		return exitUsage, usagef("want instances")
 	}
+	return eachInstance("stop", fs.Args(), stdout, stderr, func(in *instance.Instance) error {
+		return stopInstance(in, time.Duration(*grace)*time.Second)
+	}), nil
+}
+
+// eachInstance runs f on the named instances in turn, printing each name
+// done and each failure; the status is 1 if any failed.
+func eachInstance(cmd string, names []string, stdout, stderr io.Writer, f func(*instance.Instance) error) int {
 	status := 0
-	for _, name := range fs.Args() {
+	for _, name := range names {
 		in, err := openInstance(name)
 		if err == nil {
-			err = stopInstance(in, time.Duration(*grace)*time.Second)
+			err = f(in)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "mote stop: %v\n", err)
+			fmt.Fprintf(stderr, "mote %s: %v\n", cmd, err)
 			status = 1
 			continue
 		}
 		fmt.Fprintln(stdout, name)
 	}
-	return status, nil
+	return status
 }
 
 // stopInstance asks the guest to end (SIGTERM through its runner, which
@@ -454,23 +462,14 @@ func runRm(args []string, stdout, stderr io.Writer) (int, error) {
 	if fs.NArg() == 0 {
 		return exitUsage, usagef("want instances")
 	}
-	status := 0
-	for _, name := range fs.Args() {
-		in, err := openInstance(name)
-		if err == nil && *force {
-			err = stopInstance(in, 0)
+	return eachInstance("rm", fs.Args(), stdout, stderr, func(in *instance.Instance) error {
+		if *force {
+			if err := stopInstance(in, 0); err != nil {
+				return err
+			}
 		}
-		if err == nil {
-			err = in.Remove()
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "mote rm: %v\n", err)
-			status = 1
-			continue
-		}
-		fmt.Fprintln(stdout, name)
-	}
-	return status, nil
+		return in.Remove()
+	}), nil
 }
 
 // inspectInstance prints an instance's spec and state as JSON.
