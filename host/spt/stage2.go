@@ -85,15 +85,6 @@ func stage2() error {
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
 		return fmt.Errorf("RLIMIT_CORE: %w", err)
 	}
-	// The guest's memory: RLIMIT_DATA bounds its private writable
-	// mappings (heap, .data, .bss), which is what it can make the host
-	// hold. The filter lets it set no limit but RLIMIT_NOFILE.
-	if p.Data > 0 {
-		lim := unix.Rlimit{Cur: p.Data, Max: p.Data}
-		if err := unix.Setrlimit(unix.RLIMIT_DATA, &lim); err != nil {
-			return fmt.Errorf("RLIMIT_DATA: %w", err)
-		}
-	}
 	if p.FSize > 0 {
 		lim := unix.Rlimit{Cur: p.FSize, Max: p.FSize}
 		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
@@ -117,6 +108,21 @@ func stage2() error {
 	}
 	empty, _ := unix.BytePtrFromString("")
 
+	// The guest's memory: RLIMIT_DATA bounds its private writable
+	// mappings (heap, .data, .bss), which is what it can make the host
+	// hold. The filter lets it set no limit but RLIMIT_NOFILE. Set last,
+	// when stage 2 allocates nothing more: stage 2 is mote, whose own
+	// mappings (~145 MB of VmData in mote's supervisor) pass a small
+	// guest's limit, so any heap growth after it would end stage 2 with
+	// "out of memory" before the guest ran: the likely cause of a CI
+	// failure seen once (TestSPTMemoryBounded: an out-of-memory death in
+	// 0.08 s with no line from the guest).
+	if p.Data > 0 {
+		lim := unix.Rlimit{Cur: p.Data, Max: p.Data}
+		if err := unix.Setrlimit(unix.RLIMIT_DATA, &lim); err != nil {
+			return fmt.Errorf("RLIMIT_DATA: %w", err)
+		}
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
