@@ -412,3 +412,27 @@ func TestHostClocksRefused(t *testing.T) {
 		}
 	}
 }
+
+// A call outside the ABI that has a remedy gets it at exit, on every
+// confining target.
+func TestOutsideCallHints(t *testing.T) {
+	bin := guestBinary(t, "escape")
+	for _, target := range confiningTargets(t) {
+		for _, c := range []struct{ arg, want string }{
+			{"socket", "mote: the program opened a socket of the host's kind: build it with mote build"},
+			{"fork", "mote: the program started another one"},
+			{"ptrace", ""},
+		} {
+			got := mote(t, "run", "-t", target, bin, "--", c.arg)
+			if !strings.Contains(got.stderr, "outside the Mote ABI") {
+				t.Errorf("%s %s: no report: %q", target, c.arg, got.stderr)
+			}
+			if c.want != "" && !strings.Contains(got.stderr, c.want) {
+				t.Errorf("%s %s: no hint: %q", target, c.arg, got.stderr)
+			}
+			if c.want == "" && strings.Count(got.stderr, "\nmote: ") > 0 {
+				t.Errorf("%s %s: a hint where there is none to give: %q", target, c.arg, got.stderr)
+			}
+		}
+	}
+}

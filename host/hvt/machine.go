@@ -581,6 +581,9 @@ func (m *machine) run(ctx context.Context) (int, error) {
 	}
 	if n := m.stats.outsideABI(); n != "" {
 		fmt.Fprintf(m.stderr, "mote: the guest made system calls outside the Mote ABI (answered ENOSYS): %s\n", n)
+		for _, h := range abi.Hints(strings.Split(n, ", ")) {
+			fmt.Fprintf(m.stderr, "mote: %s\n", h)
+		}
 	}
 	return m.status, nil
 }

@@ -279,6 +279,9 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 	if n := sup.outside(); n != "" {
 		fmt.Fprintf(orDiscard(cfg.Stderr), "mote: the guest made system calls outside the Mote ABI (answered ENOSYS): %s\n", n)
+		for _, h := range abi.Hints(strings.Split(n, ", ")) {
+			fmt.Fprintf(orDiscard(cfg.Stderr), "mote: %s\n", h)
+		}
 	}
 	var ee *exec.ExitError
 	if errors.As(werr, &ee) {
