@@ -436,3 +436,36 @@ func TestOutsideCallHints(t *testing.T) {
 		}
 	}
 }
+
+// TestTenderConfined: mote run's hvt tender runs its guest with
+// no_new_privs and its seccomp filter on (host/confine), as the kernel
+// reports it from outside.
+func TestTenderConfined(t *testing.T) {
+	needKVM(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, moteBin, "run", "-t", "hvt", guestBinary(t, "graceful"))
+	cmd.Dir = "../.."
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("the guest said %q", line)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("the tender's status lacks %q:\n%s", want, status)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+}
