@@ -68,7 +68,7 @@ func newFDTable(m *machine) *fdTable {
 	return &fdTable{m: m, files: map[int]*file{
 		0: {kind: fileNull, host: -1, readable: true},
 		1: {kind: fileConsole, host: -1, w: m.stdout, writable: true},
-		2: {kind: fileConsole, host: -1, w: m.stderr, writable: true},
+		2: {kind: fileConsole, host: -1, w: m.guestErr, writable: true},
 	}}
 }
 

@@ -352,6 +352,18 @@ func TestOutOfMemoryIsReported(t *testing.T) {
 	}
 }
 
+// TestRefusedMemoryIsNotTheCause: a guest that was refused memory once and
+// then died of something else is reported with its own status, not as
+// out of memory (it was, before).
+func TestRefusedMemoryIsNotTheCause(t *testing.T) {
+	needKVM(t)
+	got := runHVT(t, hvt.Config{Image: guest(t, "refusedthenpanic"), Memory: 32 << 20})
+	if got.err != nil || got.status != 2 || !strings.Contains(got.stdout, "64 GiB mapping: cannot allocate memory") ||
+		!strings.Contains(got.stderr, "something else went wrong") || !strings.Contains(got.stderr, "refused the guest memory beyond -m 32 MiB") {
+		t.Errorf("status %d, err %v\nstdout:\n%s\nstderr:\n%s", got.status, got.err, got.stdout, got.stderr)
+	}
+}
+
 // TestBSSCountsAgainstMemory: a program's .bss is its memory. 64 MiB of
 // it under -m 32M is refused before boot; under -m 96M it runs, and what is
 // left for the heap is what -m leaves after it. The .bss was bound outside

@@ -90,6 +90,7 @@ type machine struct {
 	status   int
 	fatal    *ExitError
 	oomSeen  atomic.Bool
+	guestErr *oomWatch // the guest's standard error, watched for Go's out-of-memory death
 	done     chan struct{}
 }
 
@@ -145,6 +146,7 @@ func newMachine(cfg Config, img *image.Image) (*machine, error) {
 		start:   time.Now(),
 		done:    make(chan struct{}),
 	}
+	m.guestErr = &oomWatch{w: m.stderr}
 	if cfg.Trace != nil {
 		m.trace = &tracer{w: cfg.Trace}
 	}
@@ -575,9 +577,16 @@ func (m *machine) run(ctx context.Context) (int, error) {
 		return m.fatal.Status, m.fatal
 	}
 	if m.oomSeen.Load() && m.status != 0 {
-		return ExitOOM, &ExitError{Status: ExitOOM, Report: fmt.Sprintf(
-			"mote: guest out of memory: the tender refused memory beyond -m %d MiB, and the guest exited with status %d",
-			m.cfg.Memory>>20, m.status)}
+		// Out of memory only if the guest died of it, as Go's runtime
+		// says on its standard error: a guest that was refused memory once
+		// and later failed of something else was reported out of memory.
+		if m.guestErr.saw.Load() {
+			return ExitOOM, &ExitError{Status: ExitOOM, Report: fmt.Sprintf(
+				"mote: guest out of memory: the tender refused memory beyond -m %d MiB, and the guest exited with status %d",
+				m.cfg.Memory>>20, m.status)}
+		}
+		fmt.Fprintf(m.stderr, "mote: the tender refused the guest memory beyond -m %d MiB at least once before it exited with status %d\n",
+			m.cfg.Memory>>20, m.status)
 	}
 	if n := m.stats.outsideABI(); n != "" {
 		fmt.Fprintf(m.stderr, "mote: the guest made system calls outside the Mote ABI (answered ENOSYS): %s\n", n)

@@ -1,8 +1,12 @@
 package hvt
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Reports for guests the tender has to stop: what happened, the
@@ -94,4 +98,32 @@ func (t *thread) isReturnAddress(ret uint64) bool {
 		return false
 	}
 	return byte(w>>(8*((ret-5)&7))) == 0xe8
+}
+
+// oomWatch passes the guest's standard error on and notes whether Go's
+// runtime said it was out of memory ("fatal error: runtime: out of
+// memory"), the sign that a refused allocation, not something else,
+// ended the guest.
+type oomWatch struct {
+	w    io.Writer
+	mu   sync.Mutex
+	tail []byte // the end of the last write, for a phrase cut in two
+	saw  atomic.Bool
+}
+
+var oomPhrase = []byte("runtime: out of memory")
+
+func (o *oomWatch) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	head := append(o.tail, p[:min(len(p), len(oomPhrase))]...)
+	if bytes.Contains(head, oomPhrase) || bytes.Contains(p, oomPhrase) {
+		o.saw.Store(true)
+	}
+	if len(p) >= len(oomPhrase) {
+		o.tail = append(o.tail[:0], p[len(p)-len(oomPhrase):]...)
+	} else {
+		o.tail = append(o.tail[:0], head[max(0, len(head)-len(oomPhrase)):]...)
+	}
+	o.mu.Unlock()
+	return o.w.Write(p)
 }
