@@ -63,9 +63,6 @@ type Config struct {
 type NIC struct {
 	abi.NIC
 	HostFD int
-	// FrameFD gives the guest HostFD itself, one exit per frame, instead
-	// of frame rings in guest memory moved by a tender thread.
-	FrameFD bool
 }
 
 // Block is a block device backed by a host file whose size is a multiple

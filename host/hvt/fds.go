@@ -30,7 +30,6 @@ const (
 	fileEventfd
 	fileEpoll
 	filePipe
-	fileNIC   // whole Ethernet frames
 	fileBlock // sectors, by pread64/pwrite64
 	fileTree  // a file or directory of the guest's tree (files.go); name is its guest path
 )
@@ -39,7 +38,6 @@ type file struct {
 	kind     fileKind
 	host     int // host descriptor, or -1
 	name     string
-	maxFrame int   // NIC: the largest frame (MTU + headers)
 	sector   int64 // block: sector size
 	size     int64 // block: bytes
 	w        io.Writer
@@ -223,10 +221,6 @@ func sysWrite(t *thread, a *sysArgs) int64 {
 		}
 		return int64(count)
 	}
-	if f.kind == fileNIC && (count < 14 || count > f.maxFrame) {
-		t.m.stats.count(&t.m.stats.badFrames)
-		return -int64(unix.EINVAL) // not a frame this NIC carries
-	}
 	if len(iov) == 0 {
 		iov = [][]byte{nil}
 	}
@@ -321,8 +315,6 @@ func sysFstat(t *thread, a *sysArgs) int64 {
 			st.Mode = unix.S_IFREG | 0o400
 		}
 		st.Size, st.Blksize, st.Blocks = f.size, f.sector, f.size/512
-	case fileNIC:
-		st.Mode = unix.S_IFCHR | 0o600
 	default:
 		st.Mode = 0o600
 	}
@@ -613,13 +605,6 @@ func (m *machine) installDevices() (*abi.Manifest, error) {
 		d := n.NIC
 		if err := unix.SetNonblock(n.HostFD, true); err != nil {
 			return nil, fmt.Errorf("hvt: nic %s: %w", d.Name, err)
-		}
-		if n.FrameFD {
-			d.FD = next
-			ft.files[next] = &file{kind: fileNIC, host: n.HostFD, name: d.Name, maxFrame: d.MTU + 14 + 4, readable: true, writable: true}
-			man.Net = append(man.Net, d)
-			next++
-			continue
 		}
 		dev, err := m.ringNIC(i, n.HostFD, d.Name)
 		if err != nil {

@@ -28,7 +28,6 @@ type stats struct {
 	pageFaults atomic.Int64
 	kicks      atomic.Int64
 	signals    atomic.Int64
-	badFrames  atomic.Int64
 }
 
 type sysStat struct {
