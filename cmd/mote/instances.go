@@ -223,24 +223,18 @@ func runInstance(dir string) int {
 	// during a run the target passes the signal on to the guest.
 	stopped := make(chan os.Signal, 1)
 	signal.Notify(stopped, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	run := func() (int, error) { return runTarget(o, in.Spec.ImagePath, mem, in.Spec.GuestArgs, r.Log, r.Log) }
-	if o.metrics != "" {
-		mx, err := startMetrics(o.metrics, in.Spec.Name, in.Spec.Image, o.target)
-		if err != nil {
-			fmt.Fprintf(r.Log, "mote: %v\n", err)
-			r.Exited(exitUsage)
-			return exitUsage
-		}
-		defer mx.close()
-		o.onNIC = mx.addNIC
-		log := mx.counting(r.Log)
-		run = func() (int, error) {
-			return mx.run(func() (int, error) { return runTarget(o, in.Spec.ImagePath, mem, in.Spec.GuestArgs, log, log) })
-		}
+	mx, err := startMetrics(o.metrics, in.Spec.Name, in.Spec.Image, o.target)
+	if err != nil {
+		fmt.Fprintf(r.Log, "mote: %v\n", err)
+		r.Exited(exitUsage)
+		return exitUsage
 	}
+	defer mx.close()
+	o.onNIC = mx.onNIC()
+	log := mx.counting(r.Log)
 	backoff := 100 * time.Millisecond
 	for {
-		status, err := run()
+		status, err := mx.run(func() (int, error) { return runTarget(o, in.Spec.ImagePath, mem, in.Spec.GuestArgs, log, log) })
 		if err != nil {
 			fmt.Fprintf(r.Log, "mote: %v\n", err)
 			if status == 0 {
@@ -295,9 +289,9 @@ func runPs(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 		if in.Live {
 			up = time.Since(in.State.Started).Round(time.Second).String()
-			rss, ticks := processTree(in.State.PID)
-			mem = fmt.Sprintf("%.1fMiB", float64(rss)/(1<<20))
-			cpu = (time.Duration(ticks) * time.Second / 100).Round(10 * time.Millisecond).String()
+			u := usageOf(in.State.PID)
+			mem = fmt.Sprintf("%.1fMiB", float64(u.rss)/(1<<20))
+			cpu = (time.Duration(u.ticks) * time.Second / 100).Round(10 * time.Millisecond).String()
 		}
 		ports := strings.Join(in.Spec.Ports, ",")
 		if ports == "" {
@@ -309,26 +303,41 @@ func runPs(args []string, stdout, stderr io.Writer) (int, error) {
 	return 0, nil
 }
 
-// processTree sums the resident memory (bytes) and CPU time (clock ticks)
-// of a process and its descendants: the runner and, on spt, its guest.
-func processTree(pid int) (rss uint64, ticks uint64) {
+// treeUsage is what the host counts for a process and its descendants
+// (the runner and, on spt, its guest): resident memory in bytes, CPU time
+// in clock ticks, and bytes read and written by system calls.
+type treeUsage struct{ rss, ticks, read, written uint64 }
+
+// usageOf reads /proc for pid and, one walk, every descendant.
+func usageOf(pid int) (u treeUsage) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0
+		return u // gone meanwhile
 	}
 	// Fields after the command, which ends at the last ')'.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) > 22 {
+	if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 22 {
 		ut, _ := strconv.ParseUint(f[11], 10, 64)
 		st, _ := strconv.ParseUint(f[12], 10, 64)
 		pages, _ := strconv.ParseUint(f[21], 10, 64)
-		ticks, rss = ut+st, pages*uint64(os.Getpagesize())
+		u.ticks, u.rss = ut+st, pages*uint64(os.Getpagesize())
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ": ")
+			n, _ := strconv.ParseUint(v, 10, 64)
+			switch k {
+			case "rchar":
+				u.read = n
+			case "wchar":
+				u.written = n
+			}
+		}
 	}
 	for _, kid := range children(pid) {
-		r, c := processTree(kid)
-		rss, ticks = rss+r, ticks+c
+		k := usageOf(kid)
+		u.rss, u.ticks, u.read, u.written = u.rss+k.rss, u.ticks+k.ticks, u.read+k.read, u.written+k.written
 	}
-	return rss, ticks
+	return u
 }
 
 // children lists a process's children, from each of its threads.

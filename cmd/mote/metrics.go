@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,8 +34,12 @@ type metrics struct {
 }
 
 // startMetrics listens on addr at once (a bad address fails the run
-// before the guest starts) and serves /metrics.
+// before the guest starts) and serves /metrics. With no address it
+// returns nil, whose methods leave the run as it is.
 func startMetrics(addr, name, image, target string) (*metrics, error) {
+	if addr == "" {
+		return nil, nil
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics: %w", err)
@@ -60,9 +62,21 @@ func startMetrics(addr, name, image, target string) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) close() { m.srv.Close() }
+func (m *metrics) close() {
+	if m != nil {
+		m.srv.Close()
+	}
+}
 
-// addNIC is hvt's and spt's OnNIC: the NIC's counters join the figures.
+// onNIC is what hvt's and spt's OnNIC get: nil without metrics.
+func (m *metrics) onNIC() func(string, *ringdev.Device) {
+	if m == nil {
+		return nil
+	}
+	return m.addNIC
+}
+
+// addNIC adds a NIC's counters to the figures.
 func (m *metrics) addNIC(name string, d *ringdev.Device) {
 	m.mu.Lock()
 	m.nics[name] = d
@@ -70,7 +84,12 @@ func (m *metrics) addNIC(name string, d *ringdev.Device) {
 }
 
 // counting wraps the guest's console output so its bytes are counted.
-func (m *metrics) counting(w io.Writer) io.Writer { return countingWriter{w, &m.console} }
+func (m *metrics) counting(w io.Writer) io.Writer {
+	if m == nil {
+		return w
+	}
+	return countingWriter{w, &m.console}
+}
 
 type countingWriter struct {
 	w io.Writer
@@ -85,6 +104,9 @@ func (c countingWriter) Write(p []byte) (int, error) {
 
 // run runs the guest once, counting the start and the exit.
 func (m *metrics) run(f func() (int, error)) (int, error) {
+	if m == nil {
+		return f()
+	}
 	m.starts.Inc()
 	m.up.Set(1)
 	start := time.Now()
@@ -129,12 +151,11 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	rss, ticks := processTree(os.Getpid())
-	ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, float64(ticks)/100)
-	ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(rss))
-	r, w := ioTree(os.Getpid())
-	ch <- prometheus.MustNewConstMetric(descIO, prometheus.CounterValue, float64(r), "read")
-	ch <- prometheus.MustNewConstMetric(descIO, prometheus.CounterValue, float64(w), "write")
+	u := usageOf(os.Getpid())
+	ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, float64(u.ticks)/100)
+	ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(u.rss))
+	ch <- prometheus.MustNewConstMetric(descIO, prometheus.CounterValue, float64(u.read), "read")
+	ch <- prometheus.MustNewConstMetric(descIO, prometheus.CounterValue, float64(u.written), "write")
 	ch <- prometheus.MustNewConstMetric(descConsole, prometheus.CounterValue, float64(m.console.Load()))
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -143,26 +164,4 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(d.TxFrames.Load()), name, "tx")
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(d.Dropped.Load()), name)
 	}
-}
-
-// ioTree sums rchar and wchar of /proc/PID/io over a process and its
-// descendants.
-func ioTree(pid int) (read, written uint64) {
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, _ := strings.Cut(line, ": ")
-			n, _ := strconv.ParseUint(v, 10, 64)
-			switch k {
-			case "rchar":
-				read += n
-			case "wchar":
-				written += n
-			}
-		}
-	}
-	for _, kid := range children(pid) {
-		r, w := ioTree(kid)
-		read, written = read+r, written+w
-	}
-	return read, written
 }

@@ -239,17 +239,14 @@ func runRun(args []string, stdout, stderr io.Writer) (int, error) {
 		flags := args[:len(args)-fs.NArg()]
 		return runDetached(o, policy, flags, what, image, guestArgs, stdout, stderr)
 	}
-	if o.metrics != "" {
-		mx, err := startMetrics(o.metrics, filepath.Base(image), what, o.target)
-		if err != nil {
-			return exitUsage, err
-		}
-		defer mx.close()
-		o.onNIC = mx.addNIC
-		stdout, stderr = mx.counting(stdout), mx.counting(stderr)
-		return mx.run(func() (int, error) { return runTarget(o, image, mem, guestArgs, stdout, stderr) })
+	mx, err := startMetrics(o.metrics, filepath.Base(image), what, o.target)
+	if err != nil {
+		return exitUsage, err
 	}
-	return runTarget(o, image, mem, guestArgs, stdout, stderr)
+	defer mx.close()
+	o.onNIC = mx.onNIC()
+	stdout, stderr = mx.counting(stdout), mx.counting(stderr)
+	return mx.run(func() (int, error) { return runTarget(o, image, mem, guestArgs, stdout, stderr) })
 }
 
 // check validates the options that need no image, and returns the
