@@ -67,7 +67,10 @@ flags:
   -f    stop running ones first, at once
 `
 
-var restartRE = regexp.MustCompile(`^on-failure(:([0-9]+))?$`)
+var (
+	restartRE = regexp.MustCompile(`^on-failure(:([0-9]+))?$`)
+	notInName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`) // what a default instance name leaves out of the image's
+)
 
 func parseRestart(s string) (instance.Restart, error) {
 	if s == "no" {
@@ -90,7 +93,7 @@ func runDetached(o runOptions, policy instance.Restart, flags []string, what, im
 	if name == "" {
 		var b [3]byte
 		rand.Read(b[:])
-		base := regexp.MustCompile(`[^a-zA-Z0-9_.-]+`).ReplaceAllString(strings.TrimSuffix(filepath.Base(what), filepath.Ext(what)), "")
+		base := notInName.ReplaceAllString(strings.TrimSuffix(filepath.Base(what), filepath.Ext(what)), "")
 		if base == "" || base == "." || base[0] == '.' || base[0] == '-' {
 			base = "mote"
 		}

@@ -35,14 +35,11 @@ func buildOCI(target, pkg string, o ociOptions, stdout, stderr io.Writer) (int, 
 	}
 	name, tag := o.tag, "latest"
 	if name == "" {
-		abs, err := filepath.Abs(pkg)
-		if pkg == "" || err != nil {
-			abs, _ = os.Getwd()
-		}
-		name = strings.ToLower(filepath.Base(strings.TrimSuffix(pkg, "/")))
+		base := strings.TrimSuffix(pkg, "/")
 		if pkg == "" || pkg == "." {
-			name = strings.ToLower(filepath.Base(abs))
+			base, _ = os.Getwd()
 		}
+		name = strings.ToLower(filepath.Base(base))
 	} else if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
 		name, tag = name[:i], name[i+1:]
 	}
