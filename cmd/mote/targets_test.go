@@ -177,12 +177,13 @@ func TestSPTGuestInheritsNoStrayDescriptor(t *testing.T) {
 	}
 }
 
-// TestSPTGuestHoldsNoCapabilities: an spt guest holds no capability,
-// even when mote runs as root, as the kernel reports it from outside.
-func TestSPTGuestHoldsNoCapabilities(t *testing.T) {
+// startMote starts mote in the repository, for a test that looks at it
+// from outside while it runs, and returns its first line of output. It
+// is killed and waited for when the test ends, at the latest a minute on.
+func startMote(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, moteBin, "run", "-t", "spt", guestBinary(t, "escape"), "--", "pid")
+	cmd := exec.CommandContext(ctx, moteBin, args...)
 	cmd.Dir = "../.."
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -191,11 +192,18 @@ func TestSPTGuestHoldsNoCapabilities(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); cancel() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	return cmd, line
+}
+
+// TestSPTGuestHoldsNoCapabilities: an spt guest holds no capability,
+// even when mote runs as root, as the kernel reports it from outside.
+func TestSPTGuestHoldsNoCapabilities(t *testing.T) {
+	_, line := startMote(t, "run", "-t", "spt", guestBinary(t, "escape"), "--", "pid")
 	var pid int
-	if _, err := fmt.Fscanf(bufio.NewReader(out), "pid %d\n", &pid); err != nil {
-		t.Fatalf("the guest's pid: %v", err)
+	if _, err := fmt.Sscanf(line, "pid %d\n", &pid); err != nil {
+		t.Fatalf("the guest's pid: %v (it said %q)", err, line)
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -442,20 +450,8 @@ func TestOutsideCallHints(t *testing.T) {
 // reports it from outside.
 func TestTenderConfined(t *testing.T) {
 	needKVM(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, moteBin, "run", "-t", "hvt", guestBinary(t, "graceful"))
-	cmd.Dir = "../.."
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+	cmd, line := startMote(t, "run", "-t", "hvt", guestBinary(t, "graceful"))
+	if line != "ready\n" {
 		t.Fatalf("the guest said %q", line)
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
