@@ -148,6 +148,18 @@ func guestWith(t *testing.T, mac string, pubs []Publish, opt Options, maxFlows i
 	return n, g
 }
 
+// serveTCP hands each connection l accepts to handle, on a goroutine of
+// its own, until l is closed.
+func serveTCP(l net.Listener, handle func(net.Conn)) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go handle(c)
+	}
+}
+
 // answerUDP answers each datagram pc receives with reply(datagram), until
 // pc is closed.
 func answerUDP(pc net.PacketConn, reply func([]byte) []byte) {
@@ -213,15 +225,7 @@ func TestFlowsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hl.Close()
-	go func() {
-		for {
-			c, err := hl.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	go serveTCP(hl, func(c net.Conn) { io.Copy(io.Discard, c); c.Close() })
 	addr := fmt.Sprintf("10.0.2.2:%d", hl.Addr().(*net.TCPAddr).Port)
 	dial := func() (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -283,15 +287,7 @@ func TestPublishedBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	go serveTCP(l, func(c net.Conn) { io.Copy(c, c); c.Close() })
 	// open connects and checks that the guest echoes.
 	open := func() (net.Conn, bool) {
 		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
@@ -373,15 +369,7 @@ func TestNoHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hl.Close()
-	go func() {
-		for {
-			c, err := hl.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go serveTCP(hl, func(c net.Conn) { c.Close() })
 	up, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
