@@ -68,16 +68,11 @@ type timers struct {
 // MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)); it answers only for threads
 // of the tender's own process.
 func threadClock(hostTID int32) func() (time.Duration, bool) {
-	id := int32(^uint32(hostTID)<<3 | 6)
-	return func() (time.Duration, bool) {
-		var ts unix.Timespec
-		if unix.ClockGettime(id, &ts) != nil {
-			return 0, false
-		}
-		return time.Duration(ts.Nano()), true
-	}
+	return hostClock(int32(^uint32(hostTID)<<3 | 6))
 }
 
+// hostClock reads the host's clock id; false once it is gone (a thread's
+// that ended).
 func hostClock(id int32) func() (time.Duration, bool) {
 	return func() (time.Duration, bool) {
 		var ts unix.Timespec
