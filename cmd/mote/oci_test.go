@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"testing"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/moteos/mote/internal/containerdtest"
 )
 
 // readOCI reads an OCI layout tar into its files.
@@ -87,11 +88,18 @@ func TestBuildOCI(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(zr)
-	var uni []byte
+	var uni, rc []byte
 	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
-		if h.Name == "mote/unikernel" {
+		switch h.Name {
+		case "mote/unikernel":
 			uni, _ = io.ReadAll(tr)
+		case "mote/image.json":
+			rc, _ = io.ReadAll(tr)
 		}
+	}
+	// The runtime's config, for runtimes that see only the image's files.
+	if want := `{"version":1,"target":"spt","memory":"32M"}`; string(rc) != want {
+		t.Errorf("mote/image.json: %s, want %s", rc, want)
 	}
 	plain := filepath.Join(dir, "hello.spt")
 	if got := mote(t, "build", "-t", "spt", "-o", plain, "./examples/hello"); got.status != 0 {
@@ -139,35 +147,13 @@ func TestBuildOCIErrors(t *testing.T) {
 // The test runs a containerd of its own (its root, state and socket in a
 // temporary directory) and stops it by its PID.
 func TestOCIImageImportedByContainerd(t *testing.T) {
-	if _, err := exec.LookPath("containerd"); err != nil || os.Geteuid() != 0 {
-		t.Skip("SKIPPED LOUDLY: needs root and containerd (scripts/install-deps installs it)")
-	}
-	dir := t.TempDir()
-	image := filepath.Join(dir, "hello.tar")
+	cd := containerdtest.Start(t)
+	image := filepath.Join(t.TempDir(), "hello.tar")
 	if got := mote(t, "build", "-t", "spt", "--oci", image, "--tag", "mote-test/hello:1", "./examples/hello"); got.status != 0 {
 		t.Fatal(got.stderr)
 	}
-	sock := filepath.Join(dir, "sock")
-	config := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = %q\n",
-		filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock)
-	os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o600)
-	var log bytes.Buffer
-	d := exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
-	d.Stdout, d.Stderr = &log, &log
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { d.Process.Kill(); d.Wait() }()
-	waitFor(t, "containerd's socket", func() bool { _, err := os.Stat(sock); return err == nil })
-	ctr := func(args ...string) string {
-		out, err := exec.Command("ctr", append([]string{"--address", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ctr %q: %v\n%s\ncontainerd:\n%s", args, err, out, log.String())
-		}
-		return string(out)
-	}
-	ctr("images", "import", image)
-	if out := ctr("images", "ls", "-q"); !strings.Contains(out, "docker.io/mote-test/hello:1") {
+	cd.MustCtr("images", "import", image)
+	if out := cd.MustCtr("images", "ls", "-q"); !strings.Contains(out, "docker.io/mote-test/hello:1") {
 		t.Errorf("ctr images ls: %q", out)
 	}
 }

@@ -53,7 +53,7 @@ flags:
   --cpus N               CPUs the guest runs on (default 1; on spt it sets
                          GOMAXPROCS, without pinning)
   --env KEY=VALUE        add to the program's environment (repeatable)
-  --net user[,host=off]|tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP]
+  --net user[,host=off]|tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP][,mac=MAC][,mtu=N]
                          add a network interface (repeatable; hvt, spt). user needs
                          no privileges: the guest is 10.0.2.15, the host is
                          reachable as 10.0.2.2 (host=off closes it: no
@@ -829,7 +829,7 @@ func randomMAC() string {
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
 }
 
-// parseTap reads tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP][,mac=MAC].
+// parseTap reads tap:IFNAME[,addr=CIDR][,gw=IP][,dns=IP][,mac=MAC][,mtu=N].
 func parseTap(s, name, mac string) (abi.NIC, string, error) {
 	parts := strings.Split(strings.TrimPrefix(s, "tap:"), ",")
 	nic := abi.NIC{Name: name, MAC: mac, MTU: 1500}
@@ -847,8 +847,14 @@ func parseTap(s, name, mac string) (abi.NIC, string, error) {
 			nic.DNS = append(nic.DNS, v)
 		case "mac":
 			nic.MAC = v
+		case "mtu":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nic, "", fmt.Errorf("--net %q: mtu %q: not a number", s, v)
+			}
+			nic.MTU = n
 		default:
-			return nic, "", fmt.Errorf("--net %q: unknown option %q (addr, gw, dns, mac)", s, k)
+			return nic, "", fmt.Errorf("--net %q: unknown option %q (addr, gw, dns, mac, mtu)", s, k)
 		}
 	}
 	return nic, parts[0], nil

@@ -27,7 +27,19 @@ const (
 	LabelVersion        = "org.moteos.mote.version" // of the image format: 1
 	// UnikernelPath is where the layer holds the unikernel.
 	UnikernelPath = "/mote/unikernel"
+	// ConfigPath is where the layer holds the image's RuntimeConfig.
+	ConfigPath = "/mote/image.json"
 )
+
+// RuntimeConfig is the labels again, as a file in the layer: an OCI
+// runtime sees the image's files (a bundle's rootfs) but not its config,
+// and needs the target and memory to run it. Its presence makes a
+// rootfs a Mote image's.
+type RuntimeConfig struct {
+	Version int    `json:"version"`          // 1
+	Target  string `json:"target"`           // hvt or spt
+	Memory  string `json:"memory,omitempty"` // as mote run -m takes it
+}
 
 // Image is what goes into an OCI image.
 type Image struct {
@@ -71,19 +83,32 @@ func Write(w io.Writer, img Image) (digest.Digest, error) {
 	}
 	when := epoch()
 
-	// The layer: /mote/ and the unikernel, owned by root, at the epoch.
+	rc, err := json.Marshal(RuntimeConfig{Version: 1, Target: img.Target, Memory: img.Memory})
+	if err != nil {
+		return "", err
+	}
+
+	// The layer: /mote/, the unikernel and its runtime config, owned by
+	// root, at the epoch.
 	var layerTar bytes.Buffer
 	tw := tar.NewWriter(&layerTar)
-	for _, h := range []*tar.Header{
-		{Name: "mote/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: when, Format: tar.FormatPAX},
-		{Name: strings.TrimPrefix(UnikernelPath, "/"), Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin)), ModTime: when, Format: tar.FormatPAX},
+	for _, f := range []struct {
+		name string
+		mode int64
+		body []byte
+	}{
+		{"mote/", 0o755, nil},
+		{strings.TrimPrefix(ConfigPath, "/"), 0o644, rc},
+		{strings.TrimPrefix(UnikernelPath, "/"), 0o755, bin},
 	} {
+		h := &tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: f.mode, Size: int64(len(f.body)), ModTime: when, Format: tar.FormatPAX}
+		if strings.HasSuffix(f.name, "/") {
+			h.Typeflag = tar.TypeDir
+		}
 		if err := tw.WriteHeader(h); err != nil {
 			return "", err
 		}
-		if h.Typeflag == tar.TypeReg {
-			tw.Write(bin)
-		}
+		tw.Write(f.body)
 	}
 	if err := tw.Close(); err != nil {
 		return "", err

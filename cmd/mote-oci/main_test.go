@@ -1,0 +1,310 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moteos/mote/internal/containerdtest"
+)
+
+// bin holds mote and mote-oci, built once for the tests: mote-oci finds
+// mote beside itself, as go install puts them.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mote-oci-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = dir
+	out, err := exec.Command("go", "build", "-o", dir+"/", "../mote", ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building mote and mote-oci: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	status := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(status)
+}
+
+// images are OCI images the tests build once: name → tar file.
+var images sync.Map
+
+// image builds a Mote OCI image of a package (mote build --oci, run in
+// dir) under the tag mote-test/NAME:1, and returns its tar.
+func image(t *testing.T, name, dir, pkg string, args ...string) string {
+	t.Helper()
+	if f, ok := images.Load(name); ok {
+		return f.(string)
+	}
+	out := filepath.Join(bin, name+".tar")
+	cmd := exec.Command(filepath.Join(bin, "mote"), append([]string{"build", "-t", "hvt", "--oci", out, "--tag", "mote-test/" + name + ":1", pkg, "--"}, args...)...)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mote build --oci %s: %v\n%s", pkg, err, b)
+	}
+	images.Store(name, out)
+	return out
+}
+
+// unmodified is cmd/mote's unmodified program (standard library only, no
+// Mote in its go.mod) as an image.
+func unmodified(t *testing.T) string {
+	src := t.TempDir()
+	if err := os.CopyFS(src, os.DirFS("../mote/testdata/unmodified")); err != nil {
+		t.Fatal(err)
+	}
+	return image(t, "unmodified", src, ".")
+}
+
+// runtime is the ctr run flags that choose containerd's runc shim with
+// mote-oci as its runc.
+func runtime() []string {
+	return []string{"--runtime", "io.containerd.runc.v2", "--runc-binary", filepath.Join(bin, "mote-oci")}
+}
+
+// ctrRun runs ctr run to its end and returns its output and exit status.
+func ctrRun(t *testing.T, cd *containerdtest.Containerd, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("ctr", append([]string{"--address", cd.Sock, "run", "--rm"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// A Mote image runs under containerd as a unikernel, its output and exit
+// status coming back through the shim, and leaves no state behind.
+func TestMoteImageUnderContainerd(t *testing.T) {
+	cd := containerdtest.Start(t)
+	cd.MustCtr("images", "import", image(t, "hello", "../..", "./examples/hello", "-exit", "3"))
+	out, status := ctrRun(t, cd, append(runtime(), "docker.io/mote-test/hello:1", "hello1")...)
+	if status != 3 || !strings.Contains(out, "hello from mote (target") {
+		t.Fatalf("ctr run: status %d, want 3 and a greeting:\n%s\ncontainerd:\n%s", status, out, cd.Log())
+	}
+	if kvmUsable() != strings.Contains(out, "target hvt") {
+		t.Errorf("KVM usable %v, but the guest says %q", kvmUsable(), out)
+	}
+	if !kvmUsable() {
+		t.Log("SKIPPED LOUDLY: no usable /dev/kvm: the image ran on spt, not hvt")
+	}
+	// The shim's runc root for the namespace: nothing of hello1 in it.
+	if _, err := os.Stat("/run/containerd/runc/default/hello1"); !os.IsNotExist(err) {
+		t.Errorf("state of hello1 left behind: %v", err)
+	}
+	if out := cd.MustCtr("containers", "ls", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("containers left: %q", out)
+	}
+}
+
+// A container that is not a Mote image's goes to runc, unchanged.
+func TestOtherContainersGoToRunc(t *testing.T) {
+	cd := containerdtest.Start(t)
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("SKIPPED LOUDLY: no runc (scripts/install-deps installs it)")
+	}
+	rootfs := t.TempDir()
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module plain\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nimport (\"fmt\"; \"os\")\n\nfunc main() { fmt.Println(\"a plain process\", os.Args[1:], os.Getpid()); os.Exit(4) }\n"), 0o644)
+	build := exec.Command("go", "build", "-o", filepath.Join(rootfs, "plain"), ".")
+	build.Dir, build.Env = src, append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	out, status := ctrRun(t, cd, append(runtime(), "--rootfs", rootfs, "plain1", "/plain", "x")...)
+	// PID 1: runc made it a container of its own.
+	if status != 4 || !strings.Contains(out, "a plain process [x] 1") {
+		t.Fatalf("ctr run: status %d, want 4 and the program's line:\n%s", status, out)
+	}
+}
+
+// Files: a read-only and a writable volume, as bind mounts in the spec.
+func TestVolumes(t *testing.T) {
+	cd := containerdtest.Start(t)
+	cd.MustCtr("images", "import", unmodified(t))
+	ro, rw := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(ro, "config.yaml"), []byte("port: 8080\n"), 0o644)
+	args := append(runtime(),
+		"--mount", "type=bind,src="+ro+",dst=/config,options=rbind:ro",
+		"--mount", "type=bind,src="+rw+",dst=/state,options=rbind:rw",
+		"docker.io/mote-test/unmodified:1", "files1", "/mote/unikernel", "-files", "/config,/state")
+	out, status := ctrRun(t, cd, args...)
+	for _, want := range []string{`files: config "port: 8080\n"`, "files: write to read-only open /config/new: read-only file system", `files: temp "written in the unikernel" <nil>`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	if status != 0 {
+		t.Errorf("status %d", status)
+	}
+	if m, _ := filepath.Glob(filepath.Join(rw, "out-*.txt")); len(m) != 1 {
+		t.Errorf("the writable volume holds %q, want the guest's file", m)
+	}
+	if _, err := os.Stat(filepath.Join(ro, "new")); !os.IsNotExist(err) {
+		t.Errorf("the read-only volume was written: %v", err)
+	}
+}
+
+// cni puts a new network namespace on a bridge with CNI's own bridge and
+// host-local plugins, as containerd's CRI does for a pod, and returns the
+// namespace's path and the pod's address. The test removes both.
+func cni(t *testing.T, bridge, name, subnet string) (string, string) {
+	t.Helper()
+	plugins := "/usr/lib/cni"
+	if _, err := os.Stat(filepath.Join(plugins, "bridge")); err != nil {
+		t.Skip("SKIPPED LOUDLY: no CNI plugins in /usr/lib/cni (scripts/install-deps installs containernetworking-plugins)")
+	}
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	ns := "/var/run/netns/" + name
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"mote-test","type":"bridge","bridge":%q,"isGateway":true,
+		"ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}}`, bridge, subnet, t.TempDir())
+	call := func(command string) ([]byte, error) {
+		c := exec.Command(filepath.Join(plugins, "bridge"))
+		c.Env = []string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + name, "CNI_NETNS=" + ns, "CNI_IFNAME=eth0", "CNI_PATH=" + plugins, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		c.Stdin = strings.NewReader(conf)
+		return c.CombinedOutput()
+	}
+	t.Cleanup(func() {
+		call("DEL")
+		exec.Command("ip", "netns", "del", name).Run()
+		exec.Command("ip", "link", "del", bridge).Run()
+	})
+	out, err := call("ADD")
+	if err != nil {
+		t.Fatalf("CNI bridge ADD: %v\n%s", err, out)
+	}
+	var res struct {
+		IPs []struct{ Address string } `json:"ips"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res.IPs) == 0 {
+		t.Fatalf("CNI bridge ADD said %s (%v)", out, err)
+	}
+	ip, _, _ := strings.Cut(res.IPs[0].Address, "/")
+	return ns, ip
+}
+
+// Pods: two unikernels in pod namespaces set up by CNI, each taking its
+// pod's address; the host reaches both, one reaches the other, a memory
+// limit becomes the guest's memory, SIGTERM ends a guest cleanly, and
+// delete leaves the pod's namespace as CNI made it.
+func TestPodNetwork(t *testing.T) {
+	cd := containerdtest.Start(t)
+	cd.MustCtr("images", "import", unmodified(t))
+	bridge := fmt.Sprintf("motebr%d", os.Getpid()%100000)
+	subnet := fmt.Sprintf("10.%d.%d.0/24", 200+os.Getpid()%50, os.Getpid()%250)
+	nsA, ipA := cni(t, bridge, fmt.Sprintf("mote-test-a-%d", os.Getpid()), subnet)
+	nsB, ipB := cni(t, bridge, fmt.Sprintf("mote-test-b-%d", os.Getpid()), subnet)
+
+	for _, p := range []struct{ id, ns, mem string }{{"poda", nsA, "50000000"}, {"podb", nsB, ""}} {
+		args := []string{"run", "-d"}
+		if p.mem != "" {
+			args = append(args, "--memory-limit", p.mem)
+		}
+		args = append(append(args, runtime()...), "--with-ns", "network:"+p.ns, "docker.io/mote-test/unmodified:1", p.id)
+		cd.MustCtr(args...)
+		id := p.id
+		t.Cleanup(func() {
+			cd.Ctr("task", "kill", "-s", "SIGKILL", id)
+			cd.Ctr("task", "rm", "-f", id)
+			cd.Ctr("containers", "rm", id)
+		})
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	get := func(url string) string {
+		t.Helper()
+		var err error
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			var resp *http.Response
+			if resp, err = hc.Get(url); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return string(b)
+			}
+		}
+		t.Fatalf("GET %s: %v\ncontainerd:\n%s", url, err, cd.Log())
+		return ""
+	}
+	if got := get("http://" + ipA + ":8080/x"); !strings.HasPrefix(got, "hello /x from ") {
+		t.Errorf("pod A answered %q", got)
+	}
+	if got := get("http://" + ipB + ":8080/y"); !strings.HasPrefix(got, "hello /y from ") {
+		t.Errorf("pod B answered %q", got)
+	}
+	// A to B, pod to pod: /dial sends "hello" to B's HTTP server, which
+	// answers it with an HTTP error: either way, a reply from B.
+	if got := get("http://" + ipA + ":8080/dial?addr=" + ipB + ":8080"); !strings.Contains(got, "HTTP/1.1 400 Bad Request") {
+		t.Errorf("pod A dialling pod B got %q", got)
+	}
+
+	// The memory limit (50,000,000 bytes) is the guest's memory, in MiB.
+	pidA := taskPid(t, cd, "poda")
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pidA) + "/cmdline")
+	if !strings.Contains(string(cmdline), "-m=47M\x00") {
+		t.Errorf("pod A's mote: %q, want -m=47M", strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+
+	// SIGTERM: the guest's http server stops, and the task ends soon.
+	cd.MustCtr("task", "kill", "poda")
+	waitStopped(t, cd, "poda")
+	if out := cd.MustCtr("task", "ls"); !strings.Contains(out, "podb") {
+		t.Errorf("pod B gone too: %s", out)
+	}
+	cd.MustCtr("task", "rm", "poda")
+	cd.MustCtr("containers", "rm", "poda")
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pidA)); err == nil {
+		t.Errorf("pod A's mote (PID %d) still runs", pidA)
+	}
+	// Pod A's namespace is as CNI left it: no TAP, no redirect.
+	name := filepath.Base(nsA)
+	if out, _ := exec.Command("ip", "-n", name, "link").CombinedOutput(); strings.Contains(string(out), "mote0") {
+		t.Errorf("pod A's namespace still has the TAP:\n%s", out)
+	}
+	if out, _ := exec.Command("tc", "-n", name, "qdisc", "show", "dev", "eth0").CombinedOutput(); strings.Contains(string(out), "ingress") {
+		t.Errorf("pod A's eth0 still has the ingress qdisc:\n%s", out)
+	}
+	if _, err := os.Stat("/run/containerd/runc/default/poda"); !os.IsNotExist(err) {
+		t.Errorf("state of poda left behind: %v", err)
+	}
+}
+
+func taskPid(t *testing.T, cd *containerdtest.Containerd, id string) int {
+	t.Helper()
+	for _, l := range strings.Split(cd.MustCtr("task", "ls"), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == id {
+			pid, _ := strconv.Atoi(f[1])
+			return pid
+		}
+	}
+	t.Fatalf("no task %s", id)
+	return 0
+}
+
+func waitStopped(t *testing.T, cd *containerdtest.Containerd, id string) {
+	t.Helper()
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		for _, l := range strings.Split(cd.MustCtr("task", "ls"), "\n") {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == id && f[2] == "STOPPED" {
+				return
+			}
+		}
+	}
+	t.Fatalf("task %s did not stop in 15 s after SIGTERM", id)
+}

@@ -1,0 +1,403 @@
+package ociruntime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// InitArg is the hidden argument with which mote-oci starts itself as a
+// container's init process (see Init).
+const InitArg = "__mote-oci-init"
+
+// Files in a container's state directory.
+const (
+	stateFile = "mote.json" // not runc's state.json: runc must not take it for its own
+	fifoFile  = "exec.fifo" // the init process waits on it until start
+	tmpDir    = "tmp"       // mote's TMPDIR: what it leaves there goes with delete
+)
+
+// idRE is what runc takes as a container ID.
+var idRE = regexp.MustCompile(`^[\w+.-]+$`)
+
+// Runtime is a root directory of container state, as runc --root names one.
+type Runtime struct {
+	Root string
+	Mote string // the mote command a container's init becomes
+}
+
+// Container is one container's state, kept in its directory.
+type Container struct {
+	ID          string            `json:"id"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Pid         int               `json:"pid"`
+	// StartTime is the init process's start (field 22 of /proc/PID/stat),
+	// so that a PID used again is not taken for the container's.
+	StartTime uint64   `json:"start_time"`
+	Mote      string   `json:"mote"`
+	Argv      []string `json:"argv"` // what the init process executes (Mote first)
+	Plan      *Plan    `json:"plan"`
+	Net       *PodNet  `json:"net,omitempty"` // what init set up in the pod's namespace
+
+	dir string
+}
+
+func (r *Runtime) dir(id string) (string, error) {
+	if !idRE.MatchString(id) || len(id) > 1024 || id == "." || id == ".." {
+		return "", fmt.Errorf("container ID %q: want letters, digits, and + - . _", id)
+	}
+	return filepath.Join(r.Root, id), nil
+}
+
+// Owns reports whether id is a container of this runtime (and not runc's).
+func (r *Runtime) Owns(id string) bool {
+	d, err := r.dir(id)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(d, stateFile))
+	return err == nil
+}
+
+// Load reads a container's state.
+func (r *Runtime) Load(id string) (*Container, error) {
+	d, err := r.dir(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(d, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("container %q does not exist", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &Container{dir: d}
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, fmt.Errorf("container %s: state: %w", id, err)
+	}
+	return c, nil
+}
+
+func (c *Container) save() error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(c.dir, stateFile), b)
+}
+
+// writeFileAtomic writes a file whole or not at all: a reader (the shim
+// reading a pid file) never sees half of one.
+func writeFileAtomic(name string, b []byte) error {
+	tmp := name + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
+
+// startTime reads a process's start time, in clock ticks since boot.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold anything: fields count
+	// from after its last parenthesis.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("bad /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, errors.New("bad /proc stat")
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return 0, os.ErrProcessDone // exited, not yet reaped by the shim
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// alive reports whether the container's init (or the mote it became)
+// still runs.
+func (c *Container) alive() bool {
+	if c.Pid <= 0 {
+		return false
+	}
+	st, err := startTime(c.Pid)
+	return err == nil && st == c.StartTime
+}
+
+// Status is the container's state as the OCI runtime spec names it.
+func (c *Container) Status() specs.ContainerState {
+	switch {
+	case c.Pid == 0:
+		return specs.StateCreating
+	case !c.alive():
+		return specs.StateStopped
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, fifoFile)); err == nil {
+		return specs.StateCreated
+	}
+	return specs.StateRunning
+}
+
+// State is what runc state prints: the OCI state, with runc's rootfs and
+// created fields that containerd's shim reads.
+func (c *Container) State() any {
+	return struct {
+		specs.State
+		Rootfs  string    `json:"rootfs"`
+		Created time.Time `json:"created"`
+	}{specs.State{Version: specs.Version, ID: c.ID, Status: c.Status(), Pid: c.Pid, Bundle: c.Bundle, Annotations: c.Annotations}, c.Rootfs, c.Created}
+}
+
+// CreateOptions are runc create's.
+type CreateOptions struct {
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	HasKVM        bool
+	Stdio         [3]*os.File // the container's, when it has no terminal
+}
+
+// syncMsg is what the init process tells create once set up.
+type syncMsg struct {
+	Error string  `json:"error,omitempty"`
+	Net   *PodNet `json:"net,omitempty"`
+}
+
+// Create makes container id from a bundle whose Plan is plan, and leaves
+// its init process waiting for Start. The init process is not create's
+// to wait for: it is the caller's parent's (the shim is a subreaper).
+func (r *Runtime) Create(id string, s *specs.Spec, plan *Plan, o CreateOptions) (err error) {
+	d, err := r.dir(id)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return err
+	}
+	if err := os.Mkdir(d, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("container with id %q already exists", id)
+		}
+		return err
+	}
+	c := &Container{ID: id, Bundle: o.Bundle, Created: time.Now().UTC(), Annotations: s.Annotations, Mote: r.Mote, Plan: plan, dir: d}
+	c.Rootfs, _ = Rootfs(o.Bundle, s)
+	var init *os.Process
+	defer func() {
+		if err != nil {
+			if init != nil {
+				init.Kill()
+			}
+			c.Net.Remove()
+			os.RemoveAll(d)
+		}
+	}()
+	if err := os.Mkdir(filepath.Join(d, tmpDir), 0o700); err != nil {
+		return err
+	}
+	if err := unix.Mkfifo(filepath.Join(d, fifoFile), 0o600); err != nil {
+		return fmt.Errorf("exec fifo: %w", err)
+	}
+	if err := c.save(); err != nil {
+		return err
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer syncR.Close()
+	cmd := exec.Command(self, InitArg, d)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + filepath.Join(d, tmpDir)}
+	cmd.ExtraFiles = []*os.File{syncW}
+	// A session of its own: the shim's process group and terminal
+	// signals are not the container's.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var master *os.File
+	if plan.Terminal {
+		if o.ConsoleSocket == "" {
+			syncW.Close()
+			return errors.New("the container has a terminal but no --console-socket was given")
+		}
+		m, slave, err := openPTY()
+		if err != nil {
+			syncW.Close()
+			return err
+		}
+		master = m
+		defer master.Close()
+		defer slave.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, 0
+	} else {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdio[0], o.Stdio[1], o.Stdio[2]
+	}
+	err = cmd.Start()
+	syncW.Close()
+	if err != nil {
+		return fmt.Errorf("starting init: %w", err)
+	}
+	init = cmd.Process
+	if master != nil {
+		if err := sendConsole(o.ConsoleSocket, master); err != nil {
+			return err
+		}
+	}
+	b, _ := io.ReadAll(io.LimitReader(syncR, 1<<20))
+	var msg syncMsg
+	if len(b) == 0 {
+		return errors.New("the init process died while setting up")
+	}
+	if err := json.Unmarshal(b, &msg); err != nil {
+		return fmt.Errorf("the init process said %q", b)
+	}
+	c.Net = msg.Net
+	if msg.Error != "" {
+		return errors.New(msg.Error)
+	}
+	if c.StartTime, err = startTime(init.Pid); err != nil {
+		return fmt.Errorf("the init process: %w", err)
+	}
+	c.Pid = init.Pid
+	init.Release()
+	if err := c.save(); err != nil {
+		return err
+	}
+	if o.PidFile != "" {
+		if err := writeFileAtomic(o.PidFile, []byte(strconv.Itoa(c.Pid))); err != nil {
+			return fmt.Errorf("pid file: %w", err)
+		}
+	}
+	return nil
+}
+
+// Start lets a created container's init process become mote.
+func (c *Container) Start() error {
+	if st := c.Status(); st != specs.StateCreated {
+		return fmt.Errorf("cannot start a container that is %s", st)
+	}
+	fifo := filepath.Join(c.dir, fifoFile)
+	// Non-blocking, so that an init process that died is noticed rather
+	// than waited for.
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("exec fifo: %w", err)
+	}
+	defer unix.Close(fd)
+	var b [1]byte
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n, err := unix.Read(fd, b[:])
+		if n == 1 {
+			break
+		}
+		if err != nil && err != unix.EAGAIN {
+			return fmt.Errorf("exec fifo: %w", err)
+		}
+		if !c.alive() {
+			return errors.New("the container's init process died before start")
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the container's init process did not answer start in 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return os.Remove(fifo)
+}
+
+// Signal sends sig to the container's process: mote, which passes
+// SIGINT, SIGTERM and SIGHUP to the guest and ends it on SIGKILL.
+func (c *Container) Signal(sig unix.Signal) error {
+	if !c.alive() {
+		return errors.New("container not running")
+	}
+	return unix.Kill(c.Pid, sig)
+}
+
+// Delete removes a stopped container; force kills a running one first.
+func (c *Container) Delete(force bool) error {
+	if c.alive() {
+		if !force {
+			return fmt.Errorf("cannot delete container %s that is not stopped: %s", c.ID, c.Status())
+		}
+		unix.Kill(c.Pid, unix.SIGKILL)
+		for deadline := time.Now().Add(10 * time.Second); c.alive(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("container %s: process %d did not die of SIGKILL in 10 s", c.ID, c.Pid)
+			}
+		}
+	}
+	if err := c.Net.Remove(); err != nil {
+		return fmt.Errorf("container %s: %w", c.ID, err)
+	}
+	return os.RemoveAll(c.dir)
+}
+
+// Pids lists the container's processes: mote and its children (spt's
+// guest).
+func (c *Container) Pids() []int {
+	if !c.alive() {
+		return []int{}
+	}
+	pids := []int{c.Pid}
+	ents, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			if f := strings.Fields(string(b[i+1:])); len(f) > 1 {
+				parent[pid], _ = strconv.Atoi(f[1])
+			}
+		}
+	}
+	for i := 0; i < len(pids); i++ {
+		for pid, pp := range parent {
+			if pp == pids[i] {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// List is every container of this runtime.
+func (r *Runtime) List() []*Container {
+	ents, _ := os.ReadDir(r.Root)
+	var cs []*Container
+	for _, e := range ents {
+		if c, err := r.Load(e.Name()); err == nil {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
