@@ -308,3 +308,106 @@ func waitStopped(t *testing.T, cd *containerdtest.Containerd, id string) {
 	}
 	t.Fatalf("task %s did not stop in 15 s after SIGTERM", id)
 }
+
+// Kubernetes' way: containerd's CRI with a runtime handler "mote" whose
+// runc shim runs mote-oci (what a RuntimeClass names), driven by crictl
+// as the kubelet drives it. Two pods, each a pause container (runc) and a
+// unikernel: the host reaches each at its pod address, one pod reaches
+// the other, crictl logs shows the guest's console, crictl stop ends it
+// within its grace period, and after rm and rmp nothing is left: no
+// process, network namespace, TAP or state.
+func TestKubernetesPods(t *testing.T) {
+	bridge := fmt.Sprintf("motecri%d", os.Getpid()%10000)
+	subnet := fmt.Sprintf("10.%d.%d.0/24", 150+os.Getpid()%50, os.Getpid()%250)
+	cd := containerdtest.StartCRI(t, containerdtest.CRI{Handlers: map[string]string{"mote": filepath.Join(bin, "mote-oci")}, Bridge: bridge, Subnet: subnet})
+	cd.MustCtr("--namespace", "k8s.io", "images", "import", unmodified(t))
+	cd.MustCtr("--namespace", "k8s.io", "images", "import", image(t, "httpd", "../..", "./examples/httpd"))
+	dir := t.TempDir()
+	netnsBefore, _ := exec.Command("ip", "netns", "list").Output()
+
+	type pod struct{ id, ctr, ip string }
+	start := func(name, img string) pod {
+		t.Helper()
+		pj := filepath.Join(dir, name+"-pod.json")
+		os.WriteFile(pj, fmt.Appendf(nil, `{"metadata":{"name":%q,"namespace":"default","uid":%q},"log_directory":%q,"linux":{}}`,
+			name, name+"-uid", filepath.Join(dir, name)), 0o644)
+		cj := filepath.Join(dir, name+"-ctr.json")
+		os.WriteFile(cj, fmt.Appendf(nil, `{"metadata":{"name":"app"},"image":{"image":%q},"log_path":"app.log",
+			"linux":{"resources":{"memory_limit_in_bytes":67108864}}}`, img), 0o644)
+		var p pod
+		p.id = cd.MustCrictl("runp", "--runtime", "mote", pj)
+		t.Cleanup(func() { cd.Crictl("stopp", p.id); cd.Crictl("rmp", "-f", p.id) })
+		p.ctr = cd.MustCrictl("create", p.id, cj, pj)
+		cd.MustCrictl("start", p.ctr)
+		var st struct {
+			Status struct {
+				Network struct{ IP string }
+			}
+		}
+		if err := json.Unmarshal([]byte(cd.MustCrictl("inspectp", p.id)), &st); err != nil || st.Status.Network.IP == "" {
+			t.Fatalf("crictl inspectp %s: no pod IP (%v)", p.id, err)
+		}
+		p.ip = st.Status.Network.IP
+		return p
+	}
+	a := start("unmod", "docker.io/mote-test/unmodified:1")
+	b := start("httpd", "docker.io/mote-test/httpd:1")
+
+	hc := &http.Client{Timeout: 5 * time.Second}
+	get := func(url string) string {
+		t.Helper()
+		var err error
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			var resp *http.Response
+			if resp, err = hc.Get(url); err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return string(body)
+			}
+		}
+		t.Fatalf("GET %s: %v", url, err)
+		return ""
+	}
+	if got := get("http://" + a.ip + ":8080/k8s"); !strings.HasPrefix(got, "hello /k8s from ") {
+		t.Errorf("pod A answered %q", got)
+	}
+	if got := get("http://" + b.ip + ":8080/api/info"); !strings.Contains(got, `"service":"httpd"`) {
+		t.Errorf("pod B answered %q", got)
+	}
+	if got := get("http://" + a.ip + ":8080/dial?addr=" + b.ip + ":8080"); !strings.Contains(got, "HTTP/1.1 400 Bad Request") {
+		t.Errorf("pod A dialling pod B got %q", got)
+	}
+	// crictl logs writes the guest's stderr to its own.
+	out, _ := exec.Command("crictl", "--runtime-endpoint", "unix://"+cd.Sock, "logs", b.ctr).CombinedOutput()
+	if !strings.Contains(string(out), "msg=serving") {
+		t.Errorf("crictl logs %s: %q, want the guest's serving line", b.ctr, out)
+	}
+
+	var pids []int
+	for _, p := range []pod{a, b} {
+		var info struct{ Info struct{ Pid int } }
+		json.Unmarshal([]byte(cd.MustCrictl("inspect", p.ctr)), &info)
+		pids = append(pids, info.Info.Pid)
+		stopped := time.Now()
+		cd.MustCrictl("stop", "--timeout", "10", p.ctr)
+		if d := time.Since(stopped); d > 5*time.Second {
+			t.Errorf("crictl stop took %v: the guest did not end on SIGTERM", d)
+		}
+		cd.MustCrictl("rm", p.ctr)
+		cd.MustCrictl("stopp", p.id)
+		cd.MustCrictl("rmp", p.id)
+	}
+	for _, pid := range pids {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); pid == 0 || err == nil {
+			t.Errorf("the guest's mote (PID %d) is still there", pid)
+		}
+	}
+	if after, _ := exec.Command("ip", "netns", "list").Output(); string(after) != string(netnsBefore) {
+		t.Errorf("network namespaces before:\n%s\nafter:\n%s", netnsBefore, after)
+	}
+	for _, id := range []string{a.id, a.ctr, b.id, b.ctr} {
+		if _, err := os.Stat("/run/containerd/runc/k8s.io/" + id); !os.IsNotExist(err) {
+			t.Errorf("runtime state of %s left: %v", id, err)
+		}
+	}
+}
