@@ -89,13 +89,16 @@ func run(args []string) int {
 // openLog logs where --log says, in its format: containerd's shim reads
 // the last "error" of a JSON log as the reason a command failed.
 func (g *global) openLog() *slog.Logger {
+	// Without a log file only errors go to stderr: it is the container's
+	// own (podman shows it as the container's log).
 	var w io.Writer = os.Stderr
+	level := slog.LevelError
 	if g.log != "" {
 		if f, err := os.OpenFile(g.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o600); err == nil {
-			w = f
+			w, level = f, slog.LevelInfo
 		}
 	}
-	lower := &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+	lower := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.LevelKey {
 			a.Value = slog.StringValue(strings.ToLower(a.Value.String()))
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -261,6 +262,11 @@ func TestPodNetwork(t *testing.T) {
 		t.Errorf("pod A's mote: %q, want -m=47M", strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 
+	// Nothing can be executed in a unikernel: exec is refused, clearly.
+	if out, err := cd.Ctr("task", "exec", "--exec-id", "sh1", "podb", "/bin/sh"); err == nil || !strings.Contains(out, "nothing can be executed in it") {
+		t.Errorf("ctr task exec: %v, want it refused:\n%s", err, out)
+	}
+
 	// SIGTERM: the guest's http server stops, and the task ends soon.
 	cd.MustCtr("task", "kill", "poda")
 	waitStopped(t, cd, "poda")
@@ -410,4 +416,115 @@ func TestKubernetesPods(t *testing.T) {
 			t.Errorf("runtime state of %s left: %v", id, err)
 		}
 	}
+}
+
+// A bundle that fails its checks is refused at create, before any
+// process starts, with the reason as the last "error" of a JSON log:
+// what containerd's shim reports to the user.
+func TestCreateRefusalIsLogged(t *testing.T) {
+	b := t.TempDir()
+	os.MkdirAll(filepath.Join(b, "rootfs/mote"), 0o755)
+	os.WriteFile(filepath.Join(b, "rootfs/mote/image.json"), []byte(`{"version":1,"target":"hvt"}`), 0o644)
+	os.Symlink("/etc/shadow", filepath.Join(b, "rootfs/mote/unikernel"))
+	os.WriteFile(filepath.Join(b, "config.json"), []byte(`{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["/mote/unikernel"],"cwd":"/"}}`), 0o644)
+	root, log := t.TempDir(), filepath.Join(t.TempDir(), "log.json")
+	cmd := exec.Command(filepath.Join(bin, "mote-oci"), "--root", root, "--log", log, "--log-format", "json", "create", "--bundle", b, "bad1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("create of a bundle whose unikernel is a symlink to /etc/shadow succeeded:\n%s", out)
+	}
+	var last struct{ Level, Msg string }
+	for _, l := range strings.Split(strings.TrimSpace(readFile(t, log)), "\n") {
+		var e struct{ Level, Msg string }
+		if json.Unmarshal([]byte(l), &e) == nil && e.Level == "error" {
+			last = e
+		}
+	}
+	if !strings.Contains(last.Msg, "the unikernel") || !strings.Contains(last.Msg, "too many levels of symbolic links") {
+		t.Errorf("the log's last error: %q\n%s", last.Msg, readFile(t, log))
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("state left in the root: %v", ents)
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// podman with --runtime mote-oci: its storage and network configuration
+// in the test's own directories. A Mote image's exit status comes back,
+// a published port reaches the guest through podman's own pod network,
+// podman logs shows its console, podman stop ends it through SIGTERM.
+func TestPodman(t *testing.T) {
+	if _, err := exec.LookPath("podman"); err != nil || os.Geteuid() != 0 {
+		t.Skip("SKIPPED LOUDLY: needs root and podman (scripts/install-deps installs it)")
+	}
+	dir := t.TempDir()
+	podman := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command("podman", append([]string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
+			"--tmpdir", filepath.Join(dir, "tmp"), "--network-config-dir", filepath.Join(dir, "net")}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	// Storage is mounted under dir: podman takes it apart before the
+	// directory goes.
+	t.Cleanup(func() { podman("rm", "-af", "-t", "0"); podman("system", "reset", "-f") })
+	rt := "--runtime=" + filepath.Join(bin, "mote-oci")
+	for _, img := range []string{image(t, "hello", "../..", "./examples/hello", "-exit", "3"), image(t, "httpd", "../..", "./examples/httpd")} {
+		if out, status := podman("load", "-i", img); status != 0 {
+			t.Fatalf("podman load: %s", out)
+		}
+	}
+	if out, status := podman("run", "--rm", rt, "mote-test/hello:1"); status != 3 || !strings.Contains(out, "hello from mote (target") {
+		t.Errorf("podman run hello: status %d, want 3 and a greeting:\n%s", status, out)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if out, status := podman("run", "-d", "--name", "web", rt, "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), "mote-test/httpd:1"); status != 0 {
+		t.Fatalf("podman run -d: %s", out)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var body string
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && body == ""; time.Sleep(50 * time.Millisecond) {
+		if resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/api/info", port)); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		}
+	}
+	if !strings.Contains(body, `"service":"httpd"`) {
+		logs, _ := podman("logs", "web")
+		t.Fatalf("the published port answered %q\nlogs:\n%s", body, logs)
+	}
+	if logs, _ := podman("logs", "web"); !strings.Contains(logs, "msg=serving") || strings.Contains(logs, "mote-oci") {
+		t.Errorf("podman logs: %q, want the guest's console alone", logs)
+	}
+	stopped := time.Now()
+	if out, status := podman("stop", "-t", "10", "web"); status != 0 {
+		t.Fatalf("podman stop: %s", out)
+	}
+	if d := time.Since(stopped); d > 5*time.Second {
+		t.Errorf("podman stop took %v: the guest did not end on SIGTERM", d)
+	}
+	if out, _ := podman("inspect", "web", "--format", "{{.State.ExitCode}}"); strings.TrimSpace(out) != "0" {
+		t.Errorf("exit code after SIGTERM: %q, want 0 (a clean shutdown)", out)
+	}
+	podman("rm", "web")
 }

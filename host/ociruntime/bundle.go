@@ -169,6 +169,11 @@ var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])
 // not needed, and resolv.conf is read for its name servers.
 var mountedByMote = map[string]bool{"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true}
 
+// managerFiles are single files container managers mount for their own
+// ends, which a unikernel has no use for: Kubernetes' termination message
+// and podman's marker of a container.
+var managerFiles = map[string]bool{"/dev/termination-log": true, "/run/.containerenv": true}
+
 // NewPlan checks a bundle's spec and makes its Plan. hasKVM says whether
 // hvt can run here. It returns ErrNotMote for a bundle that does not
 // hold a Mote image.
@@ -344,7 +349,8 @@ func (p *Plan) mounts(rootfs string, s *specs.Spec) error {
 			continue
 		}
 		if !st.IsDir() {
-			if dst == "/dev/termination-log" {
+			if managerFiles[dst] {
+				p.Ignored = append(p.Ignored, "mount "+dst)
 				continue
 			}
 			return fmt.Errorf("mount %s from %s: Mote mounts directories, not single files", dst, src)
