@@ -45,7 +45,7 @@ var images sync.Map
 
 // image builds a Mote OCI image of a package (mote build --oci, run in
 // dir) under the tag mote-test/NAME:1, and returns its tar.
-func image(t *testing.T, name, dir, pkg string, args ...string) string {
+func image(t testing.TB, name, dir, pkg string, args ...string) string {
 	t.Helper()
 	if f, ok := images.Load(name); ok {
 		return f.(string)
@@ -262,6 +262,12 @@ func TestPodNetwork(t *testing.T) {
 		t.Errorf("pod A's mote: %q, want -m=47M", strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 
+	// mote runs in the container's cgroup (ctr's /NAMESPACE/ID), as runc
+	// would put the container's process: the shim's figures are its.
+	if cg, _ := os.ReadFile("/proc/" + strconv.Itoa(pidA) + "/cgroup"); !strings.Contains(string(cg), ":/default/poda\n") {
+		t.Errorf("pod A's mote is in the cgroups\n%s\nwant /default/poda", cg)
+	}
+
 	// Nothing can be executed in a unikernel: exec is refused, clearly.
 	if out, err := cd.Ctr("task", "exec", "--exec-id", "sh1", "podb", "/bin/sh"); err == nil || !strings.Contains(out, "nothing can be executed in it") {
 		t.Errorf("ctr task exec: %v, want it refused:\n%s", err, out)
@@ -387,6 +393,18 @@ func TestKubernetesPods(t *testing.T) {
 	out, _ := exec.Command("crictl", "--runtime-endpoint", "unix://"+cd.Sock, "logs", b.ctr).CombinedOutput()
 	if !strings.Contains(string(out), "msg=serving") {
 		t.Errorf("crictl logs %s: %q, want the guest's serving line", b.ctr, out)
+	}
+
+	// The kubelet's figures (CRI container stats, from the container's
+	// cgroup) are the unikernel's.
+	var stats struct {
+		Stats []struct {
+			Memory struct{ WorkingSetBytes struct{ Value uint64 `json:",string"` } }
+		}
+	}
+	json.Unmarshal([]byte(cd.MustCrictl("stats", "-o", "json", b.ctr)), &stats)
+	if len(stats.Stats) != 1 || stats.Stats[0].Memory.WorkingSetBytes.Value < 1<<20 {
+		t.Errorf("crictl stats %s: %+v, want the unikernel's memory", b.ctr, stats)
 	}
 
 	var pids []int

@@ -50,6 +50,7 @@ type Plan struct {
 	Terminal bool
 	NetNS    string // the network namespace to join, or ""
 	NewNetNS bool   // or a new one of its own
+	Cgroup   string // the cgroup mote runs in (linux.cgroupsPath), or ""
 	DNS      []string
 	// Ignored lists what the spec asks for that a unikernel does not
 	// honour (docs/kubernetes.md says why), for the runtime's log.
@@ -285,6 +286,13 @@ func NewPlan(bundle string, s *specs.Spec, hasKVM bool) (*Plan, error) {
 
 	if err := p.mounts(rootfs, s); err != nil {
 		return nil, err
+	}
+	if s.Linux != nil && s.Linux.CgroupsPath != "" {
+		if strings.Contains(s.Linux.CgroupsPath, ":") {
+			p.Ignored = append(p.Ignored, "linux.cgroupsPath in systemd's form (--systemd-cgroup)")
+		} else {
+			p.Cgroup = s.Linux.CgroupsPath
+		}
 	}
 	if s.Linux != nil {
 		for _, ns := range s.Linux.Namespaces {

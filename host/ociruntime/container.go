@@ -52,7 +52,8 @@ type Container struct {
 	Mote      string   `json:"mote"`
 	Argv      []string `json:"argv"` // what the init process executes (Mote first)
 	Plan      *Plan    `json:"plan"`
-	Net       *PodNet  `json:"net,omitempty"` // what init set up in the pod's namespace
+	Net       *PodNet  `json:"net,omitempty"`     // what init set up in the pod's namespace
+	Cgroups   []string `json:"cgroups,omitempty"` // the cgroups create made
 
 	dir string
 }
@@ -207,7 +208,9 @@ func (r *Runtime) Create(id string, s *specs.Spec, plan *Plan, o CreateOptions) 
 		if err != nil {
 			if init != nil {
 				init.Kill()
+				init.Wait()
 			}
+			leaveCgroups(c.Cgroups)
 			c.Net.Remove()
 			os.RemoveAll(d)
 		}
@@ -278,6 +281,12 @@ func (r *Runtime) Create(id string, s *specs.Spec, plan *Plan, o CreateOptions) 
 	c.Net = msg.Net
 	if msg.Error != "" {
 		return errors.New(msg.Error)
+	}
+	if plan.Cgroup != "" {
+		c.Cgroups, err = joinCgroup(plan.Cgroup, init.Pid)
+		if err != nil {
+			return err
+		}
 	}
 	if c.StartTime, err = startTime(init.Pid); err != nil {
 		return fmt.Errorf("the init process: %w", err)
@@ -350,6 +359,7 @@ func (c *Container) Delete(force bool) error {
 			}
 		}
 	}
+	leaveCgroups(c.Cgroups)
 	if err := c.Net.Remove(); err != nil {
 		return fmt.Errorf("container %s: %w", c.ID, err)
 	}

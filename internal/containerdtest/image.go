@@ -33,7 +33,7 @@ func main() {
 `
 
 // PauseImage builds a pause image (a static Go program, no Mote in it) as
-// an OCI layout tar named docker.io/NAME, for a CRI containerd that
+// an OCI layout tar named docker.io/NAME:TAG, for a CRI containerd that
 // cannot pull registry.k8s.io/pause; it returns the tar's path.
 func PauseImage(t testing.TB, name, tag string) string {
 	t.Helper()
@@ -45,13 +45,22 @@ func PauseImage(t testing.TB, name, tag string) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building pause: %v\n%s", err, out)
 	}
-	bin, err := os.ReadFile(filepath.Join(dir, "pause"))
+	return Image(t, name, tag, filepath.Join(dir, "pause"))
+}
+
+// Image writes an ordinary image (not a Mote image) holding one static
+// program, its entrypoint, as an OCI layout tar named docker.io/NAME:TAG,
+// and returns the tar's path.
+func Image(t testing.TB, name, tag, program string) string {
+	t.Helper()
+	bin, err := os.ReadFile(program)
 	if err != nil {
 		t.Fatal(err)
 	}
+	base := filepath.Base(program)
 	var layerTar bytes.Buffer
 	tw := tar.NewWriter(&layerTar)
-	tw.WriteHeader(&tar.Header{Name: "pause", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg})
+	tw.WriteHeader(&tar.Header{Name: base, Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg})
 	tw.Write(bin)
 	tw.Close()
 	var layer bytes.Buffer
@@ -61,7 +70,7 @@ func PauseImage(t testing.TB, name, tag string) string {
 
 	cfg, _ := json.Marshal(v1.Image{
 		Platform: v1.Platform{OS: "linux", Architecture: "amd64"},
-		Config:   v1.ImageConfig{Entrypoint: []string{"/pause"}},
+		Config:   v1.ImageConfig{Entrypoint: []string{"/" + base}},
 		RootFS:   v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layerTar.Bytes())}},
 	})
 	man, _ := json.Marshal(v1.Manifest{
@@ -77,7 +86,7 @@ func PauseImage(t testing.TB, name, tag string) string {
 			Annotations: map[string]string{v1.AnnotationRefName: tag, "io.containerd.image.name": "docker.io/" + name + ":" + tag}}},
 	})
 	layout, _ := json.Marshal(v1.ImageLayout{Version: v1.ImageLayoutVersion})
-	out := filepath.Join(dir, "pause.tar")
+	out := filepath.Join(t.TempDir(), base+".tar")
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
