@@ -399,7 +399,11 @@ func TestKubernetesPods(t *testing.T) {
 	// cgroup) are the unikernel's.
 	var stats struct {
 		Stats []struct {
-			Memory struct{ WorkingSetBytes struct{ Value uint64 `json:",string"` } }
+			Memory struct {
+				WorkingSetBytes struct {
+					Value uint64 `json:",string"`
+				}
+			}
 		}
 	}
 	json.Unmarshal([]byte(cd.MustCrictl("stats", "-o", "json", b.ctr)), &stats)

@@ -388,13 +388,26 @@ func (s *supervisor) watch(sock *os.File, proc *os.Process, strict bool, done <-
 	}
 	listener := fds[0]
 	defer unix.Close(listener)
+	// done rings an eventfd, so that the loop sleeps in poll until a
+	// call or the end comes: an idle guest costs its supervisor nothing.
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return
+	}
+	rang := make(chan struct{})
+	go func() {
+		<-done
+		unix.Write(stop, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		close(rang)
+	}()
+	// Closed once rung, never before: its number may not be written to
+	// after it names another file.
+	defer func() { <-rang; unix.Close(stop) }()
 	for {
-		pfd := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}}
-		n, _ := unix.Poll(pfd, 100)
-		select {
-		case <-done:
+		pfd := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}, {Fd: int32(stop), Events: unix.POLLIN}}
+		n, _ := unix.Poll(pfd, -1)
+		if pfd[1].Revents != 0 {
 			return
-		default:
 		}
 		if n <= 0 || pfd[0].Revents&unix.POLLIN == 0 {
 			if pfd[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {

@@ -34,8 +34,11 @@ type CRI struct {
 	// Handlers are runtime handlers (RuntimeClass handler names) run by
 	// the runc shim with a runc of their own: name → BinaryName.
 	Handlers map[string]string
-	Bridge   string // the pods' bridge, made by CNI's bridge plugin
-	Subnet   string // the pods' addresses, given by host-local
+	// Shims are runtime handlers with a shim of their own: name →
+	// runtime_type (io.containerd.runsc.v1 runs containerd-shim-runsc-v1).
+	Shims  map[string]string
+	Bridge string // the pods' bridge, made by CNI's bridge plugin
+	Subnet string // the pods' addresses, given by host-local
 }
 
 // StartCRI starts a containerd with its CRI plugin on: the runtime
@@ -81,6 +84,9 @@ func StartCRI(t testing.TB, cri CRI) *Containerd {
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.%s.options]
       BinaryName = %q
 `, name, name, bin)
+	}
+	for name, typ := range cri.Shims {
+		config += fmt.Sprintf("  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.%s]\n    runtime_type = %q\n", name, typ)
 	}
 	c := start(t, "", config)
 	c.MustCtr("--namespace", "k8s.io", "images", "import", PauseImage(t, pauseName, pauseTag))
