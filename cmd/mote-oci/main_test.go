@@ -228,30 +228,15 @@ func TestPodNetwork(t *testing.T) {
 			cd.Ctr("containers", "rm", id)
 		})
 	}
-	hc := &http.Client{Timeout: 5 * time.Second}
-	get := func(url string) string {
-		t.Helper()
-		var err error
-		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			var resp *http.Response
-			if resp, err = hc.Get(url); err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				return string(b)
-			}
-		}
-		t.Fatalf("GET %s: %v\ncontainerd:\n%s", url, err, cd.Log())
-		return ""
-	}
-	if got := get("http://" + ipA + ":8080/x"); !strings.HasPrefix(got, "hello /x from ") {
+	if got := getSoon(t, "http://"+ipA+":8080/x"); !strings.HasPrefix(got, "hello /x from ") {
 		t.Errorf("pod A answered %q", got)
 	}
-	if got := get("http://" + ipB + ":8080/y"); !strings.HasPrefix(got, "hello /y from ") {
+	if got := getSoon(t, "http://"+ipB+":8080/y"); !strings.HasPrefix(got, "hello /y from ") {
 		t.Errorf("pod B answered %q", got)
 	}
 	// A to B, pod to pod: /dial sends "hello" to B's HTTP server, which
 	// answers it with an HTTP error: either way, a reply from B.
-	if got := get("http://" + ipA + ":8080/dial?addr=" + ipB + ":8080"); !strings.Contains(got, "HTTP/1.1 400 Bad Request") {
+	if got := getSoon(t, "http://"+ipA+":8080/dial?addr="+ipB+":8080"); !strings.Contains(got, "HTTP/1.1 400 Bad Request") {
 		t.Errorf("pod A dialling pod B got %q", got)
 	}
 
@@ -365,28 +350,13 @@ func TestKubernetesPods(t *testing.T) {
 	a := start("unmod", "docker.io/mote-test/unmodified:1")
 	b := start("httpd", "docker.io/mote-test/httpd:1")
 
-	hc := &http.Client{Timeout: 5 * time.Second}
-	get := func(url string) string {
-		t.Helper()
-		var err error
-		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			var resp *http.Response
-			if resp, err = hc.Get(url); err == nil {
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				return string(body)
-			}
-		}
-		t.Fatalf("GET %s: %v", url, err)
-		return ""
-	}
-	if got := get("http://" + a.ip + ":8080/k8s"); !strings.HasPrefix(got, "hello /k8s from ") {
+	if got := getSoon(t, "http://"+a.ip+":8080/k8s"); !strings.HasPrefix(got, "hello /k8s from ") {
 		t.Errorf("pod A answered %q", got)
 	}
-	if got := get("http://" + b.ip + ":8080/api/info"); !strings.Contains(got, `"service":"httpd"`) {
+	if got := getSoon(t, "http://"+b.ip+":8080/api/info"); !strings.Contains(got, `"service":"httpd"`) {
 		t.Errorf("pod B answered %q", got)
 	}
-	if got := get("http://" + a.ip + ":8080/dial?addr=" + b.ip + ":8080"); !strings.Contains(got, "HTTP/1.1 400 Bad Request") {
+	if got := getSoon(t, "http://"+a.ip+":8080/dial?addr="+b.ip+":8080"); !strings.Contains(got, "HTTP/1.1 400 Bad Request") {
 		t.Errorf("pod A dialling pod B got %q", got)
 	}
 	// crictl logs writes the guest's stderr to its own.
@@ -549,4 +519,22 @@ func TestPodman(t *testing.T) {
 		t.Errorf("exit code after SIGTERM: %q, want 0 (a clean shutdown)", out)
 	}
 	podman("rm", "web")
+}
+
+// getSoon GETs url until it answers (a guest still starting refuses),
+// for up to 30 s, and returns the body.
+func getSoon(t *testing.T, url string) string {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var err error
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		var resp *http.Response
+		if resp, err = hc.Get(url); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return string(body)
+		}
+	}
+	t.Fatalf("GET %s: %v", url, err)
+	return ""
 }
