@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -201,4 +202,60 @@ func TestContainerIDs(t *testing.T) {
 	if _, err := r.dir("k8s_app-1.2+x"); err != nil {
 		t.Error(err)
 	}
+}
+
+// The life cycle without a shim: create leaves an init process waiting,
+// state says so, delete of a container never started ends that process
+// and leaves nothing behind. (Runs the test binary as the init process;
+// the guest is never started.)
+func TestCreateThenDelete(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED LOUDLY: needs root (network namespaces)")
+	}
+	dir, s := bundle(t)
+	s.Linux.Namespaces = nil
+	p, err := NewPlan(dir, s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runtime{Root: t.TempDir(), Mote: "/bin/false"}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+	if err := r.Create("c1", s, p, CreateOptions{Bundle: dir, PidFile: pidFile, Stdio: [3]*os.File{devnull, devnull, devnull}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Load("c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Status(); st != specs.StateCreated {
+		t.Errorf("status %s, want created", st)
+	}
+	if b, _ := os.ReadFile(pidFile); string(b) != strconv.Itoa(c.Pid) {
+		t.Errorf("pid file %q, state's pid %d", b, c.Pid)
+	}
+	if err := r.Create("c1", s, p, CreateOptions{Bundle: dir}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("a second create of c1: %v", err)
+	}
+	pid := c.Pid
+	if err := c.Delete(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+		if st, _ := startTime(pid); st == c.StartTime {
+			t.Errorf("init process %d still there after delete", pid)
+		}
+	}
+	if r.Owns("c1") {
+		t.Error("c1's state is still there")
+	}
+}
+
+func TestMain(m *testing.M) {
+	// The test binary is also the init process Create starts.
+	if len(os.Args) == 3 && os.Args[1] == InitArg {
+		Init(os.Args[2])
+	}
+	os.Exit(m.Run())
 }

@@ -346,10 +346,11 @@ func (c *Container) Signal(sig unix.Signal) error {
 	return unix.Kill(c.Pid, sig)
 }
 
-// Delete removes a stopped container; force kills a running one first.
+// Delete removes a stopped or never started container (whose init
+// process it kills, as runc does); force kills a running one first.
 func (c *Container) Delete(force bool) error {
 	if c.alive() {
-		if !force {
+		if !force && c.Status() != specs.StateCreated {
 			return fmt.Errorf("cannot delete container %s that is not stopped: %s", c.ID, c.Status())
 		}
 		unix.Kill(c.Pid, unix.SIGKILL)
