@@ -1,7 +1,3 @@
-// Package containerdtest runs a containerd of a test's own, for the
-// end-to-end tests of Mote's OCI images and of mote-oci: its root, state
-// and socket live in a temporary directory, and it is stopped by its PID
-// when the test ends. The host's own containerd, if any, is not touched.
 package containerdtest
 
 import (
