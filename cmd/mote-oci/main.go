@@ -206,7 +206,7 @@ func (g *global) command(cmd string, args []string) error {
 		if err != nil {
 			return err
 		}
-		return c.Signal(s)
+		return c.Signal(s, *all)
 	case "delete":
 		force := fs.Bool("force", false, "")
 		fs.BoolVar(force, "f", false, "")

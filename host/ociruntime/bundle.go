@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -99,8 +100,10 @@ func Rootfs(bundle string, s *specs.Spec) (string, error) {
 	return filepath.Clean(p), nil
 }
 
-// openInRoot opens name inside root, refusing any symbolic link on the
-// way: what an image holds must not name files of the host.
+// openInRoot opens the regular file name inside root, refusing any
+// symbolic link on the way (what an image holds must not name files of
+// the host) and anything but a regular file: opening a FIFO would hang,
+// and opening a device node as root may do something.
 func openInRoot(root, name string) (*os.File, error) {
 	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -108,13 +111,31 @@ func openInRoot(root, name string) (*os.File, error) {
 	}
 	defer unix.Close(dir)
 	fd, err := unix.Openat2(dir, strings.TrimPrefix(name, "/"), &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: root + name, Err: err}
 	}
-	return os.NewFile(uintptr(fd), root+name), nil
+	defer unix.Close(fd)
+	return reopenRegular(fd, root+name)
+}
+
+// reopenRegular opens, to read, the file an O_PATH descriptor names, if
+// it is a regular file.
+func reopenRegular(fd int, name string) (*os.File, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // regularInRoot reports whether name is a regular file inside root,
@@ -124,15 +145,7 @@ func regularInRoot(root, name string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s in the image is not a regular file", name)
-	}
-	return nil
+	return f.Close()
 }
 
 // imageConfig reads the image's /mote/image.json, or returns ErrNotMote.
@@ -277,6 +290,18 @@ func NewPlan(bundle string, s *specs.Spec, hasKVM bool) (*Plan, error) {
 	if len(pr.Rlimits) > 0 {
 		p.Ignored = append(p.Ignored, "process.rlimits")
 	}
+	// The guest runs as no Linux user and holds no privileges (spt drops
+	// every capability; hvt's guest has no Linux at all): what these ask
+	// of a process does not apply, and is said so.
+	if pr.User.UID != 0 || pr.User.GID != 0 {
+		p.Ignored = append(p.Ignored, "process.user")
+	}
+	if pr.Capabilities != nil {
+		p.Ignored = append(p.Ignored, "process.capabilities")
+	}
+	if s.Linux != nil && s.Linux.Seccomp != nil {
+		p.Ignored = append(p.Ignored, "linux.seccomp (Mote's own filter applies)")
+	}
 	if s.Hostname != "" {
 		if !hostnameRE.MatchString(s.Hostname) || len(s.Hostname) > 253 {
 			return nil, fmt.Errorf("hostname %q: not a host name", s.Hostname)
@@ -327,7 +352,7 @@ func (p *Plan) mounts(rootfs string, s *specs.Spec) error {
 		bind, ro := m.Type == "bind", false
 		for _, o := range m.Options {
 			bind = bind || o == "bind" || o == "rbind"
-			ro = ro || o == "ro"
+			ro = ro || o == "ro" || o == "rro"
 		}
 		switch {
 		case dst == "/proc" || dst == "/sys" || dst == "/dev" || strings.HasPrefix(dst, "/proc/") || strings.HasPrefix(dst, "/sys/") || strings.HasPrefix(dst, "/dev/"):
@@ -388,16 +413,25 @@ func (p *Plan) mounts(rootfs string, s *specs.Spec) error {
 	return nil
 }
 
-// nameservers reads a resolv.conf's name servers; a bad file gives none.
+// nameservers reads a resolv.conf's name servers (IP addresses, at most
+// three, as the resolver takes); a file that is not a small regular one
+// gives none.
 func nameservers(file string) []string {
-	b, err := os.ReadFile(file)
-	if err != nil || len(b) > 64<<10 {
+	fd, err := unix.Open(file, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return nil
 	}
+	defer unix.Close(fd)
+	f, err := reopenRegular(fd, file)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 64<<10))
 	var ns []string
 	for _, l := range bytes.Split(b, []byte("\n")) {
 		f := strings.Fields(string(l))
-		if len(f) == 2 && f[0] == "nameserver" && len(ns) < 3 {
+		if len(f) == 2 && f[0] == "nameserver" && net.ParseIP(f[1]) != nil && len(ns) < 3 {
 			ns = append(ns, f[1])
 		}
 	}

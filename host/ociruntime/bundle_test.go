@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -45,9 +46,9 @@ func TestPlanOfAMoteImage(t *testing.T) {
 	dir, s := bundle(t)
 	data := t.TempDir()
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
-	os.WriteFile(resolv, []byte("search x\nnameserver 10.96.0.10\n"), 0o644)
+	os.WriteFile(resolv, []byte("search x\nnameserver 10.96.0.10\nnameserver 1.1.1.1,addr=10.9.9.9/8\n"), 0o644)
 	s.Mounts = append(s.Mounts,
-		specs.Mount{Destination: "/data", Type: "bind", Source: data, Options: []string{"rbind", "ro"}},
+		specs.Mount{Destination: "/data", Type: "bind", Source: data, Options: []string{"rbind", "rro"}},
 		specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: resolv, Options: []string{"rbind"}})
 	limit, quota, period := int64(100<<20+12345), int64(150000), uint64(100000)
 	s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}, CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}}
@@ -122,6 +123,16 @@ func TestPlanRefusesBadBundles(t *testing.T) {
 			c := filepath.Join(dir, "rootfs/mote/image.json")
 			os.Remove(c)
 			os.Symlink("/etc/passwd", c)
+		}},
+		{"image.json a FIFO (opening it would hang)", "not a regular file", func(dir string, s *specs.Spec) {
+			c := filepath.Join(dir, "rootfs/mote/image.json")
+			os.Remove(c)
+			syscall.Mkfifo(c, 0o644)
+		}},
+		{"the unikernel a FIFO", "not a regular file", func(dir string, s *specs.Spec) {
+			u := filepath.Join(dir, "rootfs/mote/unikernel")
+			os.Remove(u)
+			syscall.Mkfifo(u, 0o644)
 		}},
 		{"bad image.json", "image.json", func(dir string, s *specs.Spec) {
 			os.WriteFile(filepath.Join(dir, "rootfs/mote/image.json"), []byte(`{"version":2}`), 0o644)

@@ -162,11 +162,15 @@ func (c *Container) Status() specs.ContainerState {
 // State is what runc state prints: the OCI state, with runc's rootfs and
 // created fields that containerd's shim reads.
 func (c *Container) State() any {
+	st, pid := c.Status(), c.Pid
+	if st == specs.StateStopped {
+		pid = 0 // as runc says: the number may be another process's by now
+	}
 	return struct {
 		specs.State
 		Rootfs  string    `json:"rootfs"`
 		Created time.Time `json:"created"`
-	}{specs.State{Version: specs.Version, ID: c.ID, Status: c.Status(), Pid: c.Pid, Bundle: c.Bundle, Annotations: c.Annotations}, c.Rootfs, c.Created}
+	}{specs.State{Version: specs.Version, ID: c.ID, Status: st, Pid: pid, Bundle: c.Bundle, Annotations: c.Annotations}, c.Rootfs, c.Created}
 }
 
 // CreateOptions are runc create's.
@@ -270,10 +274,20 @@ func (r *Runtime) Create(id string, s *specs.Spec, plan *Plan, o CreateOptions) 
 			return err
 		}
 	}
+	// Known at once, so that a delete after a create that was itself
+	// killed can still end the init process.
+	if c.StartTime, err = startTime(init.Pid); err != nil {
+		return fmt.Errorf("the init process: %w", err)
+	}
+	c.Pid = init.Pid
+	if err := c.save(); err != nil {
+		return err
+	}
+	syncR.SetReadDeadline(time.Now().Add(30 * time.Second))
 	b, _ := io.ReadAll(io.LimitReader(syncR, 1<<20))
 	var msg syncMsg
 	if len(b) == 0 {
-		return errors.New("the init process died while setting up")
+		return errors.New("the init process died, or did not answer in 30 s, while setting up")
 	}
 	if err := json.Unmarshal(b, &msg); err != nil {
 		return fmt.Errorf("the init process said %q", b)
@@ -288,11 +302,6 @@ func (r *Runtime) Create(id string, s *specs.Spec, plan *Plan, o CreateOptions) 
 			return err
 		}
 	}
-	if c.StartTime, err = startTime(init.Pid); err != nil {
-		return fmt.Errorf("the init process: %w", err)
-	}
-	c.Pid = init.Pid
-	init.Release()
 	if err := c.save(); err != nil {
 		return err
 	}
@@ -301,6 +310,9 @@ func (r *Runtime) Create(id string, s *specs.Spec, plan *Plan, o CreateOptions) 
 			return fmt.Errorf("pid file: %w", err)
 		}
 	}
+	// The caller's parent (the shim, a subreaper) reaps it from here on;
+	// released last, so that every failure above can still kill it.
+	init.Release()
 	return nil
 }
 
@@ -338,10 +350,16 @@ func (c *Container) Start() error {
 }
 
 // Signal sends sig to the container's process: mote, which passes
-// SIGINT, SIGTERM and SIGHUP to the guest and ends it on SIGKILL.
-func (c *Container) Signal(sig unix.Signal) error {
+// SIGINT, SIGTERM and SIGHUP to the guest and ends it on SIGKILL; with
+// all, to every process of the container (kill --all).
+func (c *Container) Signal(sig unix.Signal, all bool) error {
 	if !c.alive() {
 		return errors.New("container not running")
+	}
+	if all {
+		for _, p := range c.Pids()[1:] {
+			unix.Kill(p, sig)
+		}
 	}
 	return unix.Kill(c.Pid, sig)
 }
@@ -361,10 +379,17 @@ func (c *Container) Delete(force bool) error {
 		}
 	}
 	leaveCgroups(c.Cgroups)
-	if err := c.Net.Remove(); err != nil {
-		return fmt.Errorf("container %s: %w", c.ID, err)
+	// A pod network that cannot be taken apart (its namespace broken)
+	// must not make the container undeletable: the state goes, the error
+	// is reported.
+	nerr := c.Net.Remove()
+	if err := os.RemoveAll(c.dir); err != nil {
+		return err
 	}
-	return os.RemoveAll(c.dir)
+	if nerr != nil {
+		return fmt.Errorf("container %s deleted, but: %w", c.ID, nerr)
+	}
+	return nil
 }
 
 // Pids lists the container's processes: mote and its children (spt's

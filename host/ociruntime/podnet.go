@@ -106,7 +106,10 @@ func setupPodNet(nsPath string, dns []string) (_ *PodNet, err error) {
 	// The TAP, persistent so that mote can attach to it by name; its
 	// flags are the ones mote attaches with (host/net/tap).
 	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: tapName, MTU: p.MTU}, Mode: netlink.TUNTAP_MODE_TAP,
-		Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_ONE_QUEUE, NonPersist: false}
+		Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_ONE_QUEUE | netlink.TUNTAP_TUN_EXCL, NonPersist: false}
+	if _, err := h.LinkByName(tapName); err == nil {
+		return nil, fmt.Errorf("the pod's network is already another Mote container's (%s exists): a pod holds one Mote container", tapName)
+	}
 	if err := h.LinkAdd(tap); err != nil {
 		return nil, fmt.Errorf("adding TAP %s: %w", tapName, err)
 	}
