@@ -403,7 +403,7 @@ func (p *Plan) mounts(rootfs string, s *specs.Spec) error {
 		n := "/" + e.Name()
 		switch {
 		case !e.IsDir() || e.Type()&os.ModeSymlink != 0,
-			n == "/mote", n == "/proc", n == "/sys", n == "/dev", n == "/etc", n == "/tmp",
+			n == "/mote", n == "/proc", n == "/sys", n == "/dev", n == "/etc", n == "/tmp", n == "/"+tmpName,
 			taken[n], strings.ContainsAny(n, ":,\n"):
 			continue
 		}

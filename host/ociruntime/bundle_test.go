@@ -243,6 +243,9 @@ func TestCreateThenDelete(t *testing.T) {
 	if st := c.Status(); st != specs.StateCreated {
 		t.Errorf("status %s, want created", st)
 	}
+	if st, err := os.Lstat(c.Tmp); err != nil || !st.IsDir() || c.Tmp != filepath.Join(dir, "rootfs", tmpName) {
+		t.Errorf("mote's TMPDIR %q: %v", c.Tmp, err)
+	}
 	if b, _ := os.ReadFile(pidFile); string(b) != strconv.Itoa(c.Pid) {
 		t.Errorf("pid file %q, state's pid %d", b, c.Pid)
 	}
@@ -260,6 +263,18 @@ func TestCreateThenDelete(t *testing.T) {
 	}
 	if r.Owns("c1") {
 		t.Error("c1's state is still there")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "rootfs", tmpName)); !os.IsNotExist(err) {
+		t.Errorf("mote's TMPDIR in the rootfs is still there: %v", err)
+	}
+
+	// An image that holds the name (a symlink to / here) is refused.
+	os.Symlink("/", filepath.Join(dir, "rootfs", tmpName))
+	if err := r.Create("c2", s, p, CreateOptions{Bundle: dir}); err == nil || !strings.Contains(err.Error(), "a name Mote keeps") {
+		t.Errorf("create over an image holding /%s: %v", tmpName, err)
+	}
+	if r.Owns("c2") {
+		t.Error("c2's state was left")
 	}
 }
 

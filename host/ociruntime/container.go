@@ -26,7 +26,6 @@ const InitArg = "__mote-oci-init"
 const (
 	stateFile = "mote.json" // not runc's state.json: runc must not take it for its own
 	fifoFile  = "exec.fifo" // the init process waits on it until start
-	tmpDir    = "tmp"       // mote's TMPDIR: what it leaves there goes with delete
 )
 
 // idRE is what runc takes as a container ID.
@@ -54,6 +53,7 @@ type Container struct {
 	Plan      *Plan    `json:"plan"`
 	Net       *PodNet  `json:"net,omitempty"`     // what init set up in the pod's namespace
 	Cgroups   []string `json:"cgroups,omitempty"` // the cgroups create made
+	Tmp       string   `json:"tmp"`               // mote's TMPDIR (the guest's /tmp is made in it)
 
 	dir string
 }
@@ -216,10 +216,11 @@ func (r *Runtime) Create(id string, s *specs.Spec, plan *Plan, o CreateOptions) 
 			}
 			leaveCgroups(c.Cgroups)
 			c.Net.Remove()
+			removeTmp(c.Tmp)
 			os.RemoveAll(d)
 		}
 	}()
-	if err := os.Mkdir(filepath.Join(d, tmpDir), 0o700); err != nil {
+	if c.Tmp, err = makeTmp(c.Rootfs); err != nil {
 		return err
 	}
 	if err := unix.Mkfifo(filepath.Join(d, fifoFile), 0o600); err != nil {
@@ -239,7 +240,7 @@ func (r *Runtime) Create(id string, s *specs.Spec, plan *Plan, o CreateOptions) 
 	}
 	defer syncR.Close()
 	cmd := exec.Command(self, InitArg, d)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + filepath.Join(d, tmpDir)}
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + c.Tmp}
 	cmd.ExtraFiles = []*os.File{syncW}
 	// A session of its own: the shim's process group and terminal
 	// signals are not the container's.
@@ -316,6 +317,37 @@ func (r *Runtime) Create(id string, s *specs.Spec, plan *Plan, o CreateOptions) 
 	return nil
 }
 
+// tmpName is mote's TMPDIR in the rootfs, out of the guest's sight.
+const tmpName = ".mote-tmp"
+
+// makeTmp makes mote's TMPDIR in the container's rootfs: the guest's
+// writable /tmp goes there, in the container's writable layer on disk,
+// which the container manager counts (a pod's ephemeral storage) and
+// removes, rather than in the runtime's root on /run, a tmpfs every
+// container shares. The image must not hold the name already (it might
+// be a symbolic link to anywhere).
+func makeTmp(rootfs string) (string, error) {
+	dir, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: rootfs, Err: err}
+	}
+	defer unix.Close(dir)
+	if err := unix.Mkdirat(dir, tmpName, 0o700); err != nil {
+		if err == unix.EEXIST {
+			return "", fmt.Errorf("the image holds /%s, a name Mote keeps for itself", tmpName)
+		}
+		return "", &os.PathError{Op: "mkdir", Path: filepath.Join(rootfs, tmpName), Err: err}
+	}
+	return filepath.Join(rootfs, tmpName), nil
+}
+
+// removeTmp removes what makeTmp made and mote left there.
+func removeTmp(tmp string) {
+	if filepath.Base(tmp) == tmpName {
+		os.RemoveAll(tmp)
+	}
+}
+
 // Start lets a created container's init process become mote.
 func (c *Container) Start() error {
 	if st := c.Status(); st != specs.StateCreated {
@@ -383,6 +415,7 @@ func (c *Container) Delete(force bool) error {
 	// must not make the container undeletable: the state goes, the error
 	// is reported.
 	nerr := c.Net.Remove()
+	removeTmp(c.Tmp)
 	if err := os.RemoveAll(c.dir); err != nil {
 		return err
 	}
