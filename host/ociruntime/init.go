@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/moteos/mote/host/ociimage"
 )
 
 // Init is a container's init process, which create starts with the
@@ -89,5 +92,10 @@ func initialize(dir string, sync *os.File) ([]string, error) {
 		return nil, err
 	}
 	fifo.Close()
+	// Checked again just before mote opens it by name: a path that is
+	// not an image is, to mote run, a package to build.
+	if err := regularInRoot(strings.TrimSuffix(p.Image, ociimage.UnikernelPath), ociimage.UnikernelPath); err != nil {
+		return nil, fmt.Errorf("the unikernel: %w", err)
+	}
 	return argv, nil
 }

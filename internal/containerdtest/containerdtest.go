@@ -30,11 +30,17 @@ type CRI struct {
 	// Handlers are runtime handlers (RuntimeClass handler names) run by
 	// the runc shim with a runc of their own: name → BinaryName.
 	Handlers map[string]string
-	// Shims are runtime handlers with a shim of their own: name →
-	// runtime_type (io.containerd.runsc.v1 runs containerd-shim-runsc-v1).
-	Shims  map[string]string
+	// Shims are runtime handlers with a shim of their own.
+	Shims  map[string]Shim
 	Bridge string // the pods' bridge, made by CNI's bridge plugin
 	Subnet string // the pods' addresses, given by host-local
+}
+
+// Shim is a runtime handler with a shim of its own.
+type Shim struct {
+	Type       string // runtime_type: io.containerd.runsc.v1 runs containerd-shim-runsc-v1
+	TypeURL    string // the type of its options, when it reads ConfigPath
+	ConfigPath string // the shim's own configuration file, or ""
 }
 
 // StartCRI starts a containerd with its CRI plugin on: the runtime
@@ -81,8 +87,11 @@ func StartCRI(t testing.TB, cri CRI) *Containerd {
       BinaryName = %q
 `, name, name, bin)
 	}
-	for name, typ := range cri.Shims {
-		config += fmt.Sprintf("  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.%s]\n    runtime_type = %q\n", name, typ)
+	for name, sh := range cri.Shims {
+		config += fmt.Sprintf("  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.%s]\n    runtime_type = %q\n", name, sh.Type)
+		if sh.ConfigPath != "" {
+			config += fmt.Sprintf("    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.%s.options]\n      TypeUrl = %q\n      ConfigPath = %q\n", name, sh.TypeURL, sh.ConfigPath)
+		}
 	}
 	c := start(t, "", config)
 	c.MustCtr("--namespace", "k8s.io", "images", "import", PauseImage(t, pauseName, pauseTag))
