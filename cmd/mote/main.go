@@ -2,6 +2,7 @@
 //
 //	mote build [-t unix|hvt|spt] [-o FILE] [PKG]
 //	mote run [-t TARGET] [-d [--name N] [--restart on-failure[:N]]] [flags] IMAGE|PKG [-- ARGS]
+//	mote serve [--metrics ADDR] CONFIG
 //	mote ps [-a] | logs [-f] NAME | stop NAME... | rm NAME...
 //	mote inspect IMAGE|NAME
 //	mote version
@@ -50,6 +51,7 @@ func init() {
 		{"run", "[-t TARGET] [flags] IMAGE|PKG [-- ARGS]", "run an image, or build and run a package", runHelp, runRun},
 		{"test", "[-t hvt|spt] [go test flags] [PKGS]", "run packages' tests in a unikernel", testHelp, runTest},
 		{"exec", "[-t TARGET] [flags] BINARY [ARGS]", "run a go test binary in a unikernel (go test -exec)", execHelp, runExec},
+		{"serve", "[--metrics ADDR] CONFIG", "run services on demand: start on the first connection, stop when idle", serveHelp, runServe},
 		{"ps", "[-a] [-q]", "list instances run in the background", psHelp, runPs},
 		{"logs", "[-f] [--since WHEN] [--timestamps] NAME", "show an instance's console", logsHelp, runLogs},
 		{"stop", "[-t SECONDS] NAME...", "stop instances", stopHelp, runStop},

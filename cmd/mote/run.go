@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -63,7 +64,14 @@ flags:
                          host's network.
   -p [IP:]HOSTPORT:PORT[/udp]
                          publish a guest port on the host (default IP
-                         127.0.0.1; needs --net user; repeatable)
+                         127.0.0.1; needs --net user; repeatable);
+                         fd:N:PORT takes the listening TCP socket inherited
+                         as descriptor N, and the connections waiting on it
+  --wait-ports DURATION  a connection to a published TCP port waits this
+                         long for the guest to listen (default 0: closed
+                         at once while the guest does not listen)
+  --idle-exit DURATION   stop the guest, as SIGTERM does, once no connection
+                         to a published TCP port has been open for this long
   --block NAME=FILE[,ro] a block device backed by FILE (repeatable)
   --fs NAME=DIR|IMAGE    a read-only file tree: on unix a directory; on hvt a
                          directory (packed on the fly) or an image made by
@@ -132,6 +140,8 @@ func runFlags(o *runOptions, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.trace, "trace", false, "")
 	fs.StringVar(&o.profile, "profile", "", "FILE")
 	fs.StringVar(&o.metrics, "metrics", "", "ADDR")
+	fs.DurationVar(&o.waitPorts, "wait-ports", 0, "DURATION")
+	fs.DurationVar(&o.idleExit, "idle-exit", 0, "DURATION")
 	return fs
 }
 
@@ -142,24 +152,26 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 type runOptions struct {
-	target  string
-	memory  string
-	cpus    int
-	env     listFlag
-	exe     string // the program's path as the guest sees it (/proc/self/exe)
-	nets    listFlag
-	publish listFlag
-	blocks  listFlag
-	trees   listFlag
-	volumes listFlag
-	workdir string
-	host    string
-	strict  bool
-	stats   bool
-	trace   bool
-	profile string
-	metrics string // serve Prometheus metrics here
-	built   bool   // the image was built for this run alone
+	target    string
+	memory    string
+	cpus      int
+	env       listFlag
+	exe       string // the program's path as the guest sees it (/proc/self/exe)
+	nets      listFlag
+	publish   listFlag
+	blocks    listFlag
+	trees     listFlag
+	volumes   listFlag
+	workdir   string
+	host      string
+	strict    bool
+	stats     bool
+	trace     bool
+	profile   string
+	metrics   string        // serve Prometheus metrics here
+	waitPorts time.Duration // published connections wait this long for the guest
+	idleExit  time.Duration // stop the guest after this long without a published connection
+	built     bool          // the image was built for this run alone
 
 	onNIC func(name string, dev *ringdev.Device) // each NIC's mover, for --metrics
 
@@ -498,6 +510,21 @@ func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 	return fs, func() { fs.Close(); cleanup() }, nil
 }
 
+// stopWhenIdle ends the guest as SIGTERM does (mote passes it on, and
+// kills a guest that has not ended after spt.StopGrace) once no
+// connection to a published port has been open for idle.
+func stopWhenIdle(un *usernet.Network, idle time.Duration) {
+	go func() {
+		for {
+			time.Sleep(min(idle, time.Second) / 4)
+			if un.Idle() >= idle {
+				unix.Kill(os.Getpid(), unix.SIGTERM)
+				return
+			}
+		}
+	}()
+}
+
 // parseUser parses --net user[,host=on|off].
 func parseUser(spec string) (usernet.Options, error) {
 	var opt usernet.Options
@@ -647,9 +674,13 @@ func (o runOptions) devices() (_ *devices, status int, err error) {
 			if err != nil {
 				return nil, exitUsage, usageError{err.Error()}
 			}
+			opt.WaitGuest = o.waitPorts
 			un, err := usernet.New(mac, pubs, opt)
 			if err != nil {
 				return nil, exitError, err
+			}
+			if o.idleExit > 0 {
+				stopWhenIdle(un, o.idleExit)
 			}
 			d.closers = append(d.closers, func() { un.Close() })
 			d.waits = append(d.waits, un.Ready)
@@ -667,6 +698,9 @@ func (o runOptions) devices() (_ *devices, status int, err error) {
 		default:
 			return nil, exitUsage, usagef("--net %q: want user or tap:IFNAME", n)
 		}
+	}
+	if o.idleExit > 0 && (userNets == 0 || len(pubs) == 0) {
+		return nil, exitUsage, usagef("--idle-exit needs --net user and a published port (-p)")
 	}
 	if len(pubs) > 0 && userNets == 0 {
 		return nil, exitUsage, usagef("-p needs --net user")

@@ -68,12 +68,28 @@ type Publish struct {
 	Proto     string // "tcp" or "udp"
 	HostAddr  string // e.g. 127.0.0.1:8080
 	GuestPort uint16
+	// FD, if not 0, is a listening TCP socket this process inherited
+	// (mote serve's), taken instead of binding HostAddr: connections
+	// already waiting in its queue are the guest's too.
+	FD int
 }
 
 // ParsePublish parses [HOSTIP:]HOSTPORT:GUESTPORT[/udp], as -p takes it;
 // the host address defaults to 127.0.0.1.
+//
+// fd:N:GUESTPORT takes the listening TCP socket inherited as descriptor N.
 func ParsePublish(s string) (Publish, error) {
 	p := Publish{Proto: "tcp"}
+	if rest, ok := strings.CutPrefix(s, "fd:"); ok {
+		n, port, _ := strings.Cut(rest, ":")
+		fd, err1 := strconv.Atoi(n)
+		gp, err2 := strconv.ParseUint(port, 10, 16)
+		if err1 != nil || err2 != nil || fd < 3 || gp == 0 {
+			return p, fmt.Errorf("publish %q: want fd:N:GUESTPORT, N an inherited descriptor (3 or more)", s)
+		}
+		p.FD, p.GuestPort, p.HostAddr = fd, uint16(gp), "fd:"+n
+		return p, nil
+	}
 	spec := s
 	if i := strings.LastIndex(spec, "/"); i >= 0 {
 		p.Proto = spec[i+1:]
@@ -117,6 +133,8 @@ type Network struct {
 	udpFlows atomic.Int64 // outbound UDP flows open
 	pubFlows atomic.Int64 // connections from host clients to published TCP ports open
 	pubUDP   atomic.Int64 // host clients of published UDP ports with a flow open
+	lastPub  atomic.Int64 // when a published TCP connection last began or ended (Unix ns)
+	wait     time.Duration
 	s        *stack.Stack
 	guestFD  int
 	hostFD   int
@@ -147,6 +165,11 @@ type Options struct {
 	// on the host's loopback (the DNS relay still answers). For guests
 	// that need nothing of the host's, and for images mote did not build.
 	NoHost bool
+	// WaitGuest is how long a connection to a published TCP port waits
+	// for the guest to listen before it is closed: a guest started by the
+	// connection itself (mote serve) is still booting when it comes.
+	// 0 closes it at once.
+	WaitGuest time.Duration
 }
 
 // newNetwork is New with another bound on flows (tests lower it).
@@ -161,7 +184,8 @@ func newNetwork(guestMAC string, publish []Publish, opt Options, limit int64) (*
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Network{maxFlows: limit, noHost: opt.NoHost, guestFD: fds[0], hostFD: fds[1], mac: guestMAC, ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	n := &Network{maxFlows: limit, noHost: opt.NoHost, wait: opt.WaitGuest, guestFD: fds[0], hostFD: fds[1], mac: guestMAC, ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	n.lastPub.Store(time.Now().UnixNano())
 	go func() {
 		defer close(n.ready)
 		n.resolver = hostResolver()
@@ -406,7 +430,15 @@ func (n *Network) publish(p Publish) error {
 	guest := tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(GuestAddr.As4()), Port: p.GuestPort}
 	switch p.Proto {
 	case "tcp":
-		l, err := net.Listen("tcp", p.HostAddr)
+		var l net.Listener
+		var err error
+		if p.FD != 0 {
+			f := os.NewFile(uintptr(p.FD), p.HostAddr)
+			l, err = net.FileListener(f)
+			f.Close()
+		} else {
+			l, err = net.Listen("tcp", p.HostAddr)
+		}
 		if err != nil {
 			return fmt.Errorf("usernet: publish %s: %w", p.HostAddr, err)
 		}
@@ -424,11 +456,13 @@ func (n *Network) publish(p Publish) error {
 				}
 				hc.(*net.TCPConn).SetReadBuffer(flowHostBuffer)
 				hc.(*net.TCPConn).SetWriteBuffer(flowHostBuffer)
+				n.lastPub.Store(time.Now().UnixNano())
 				go func() {
-					defer n.pubFlows.Add(-1)
-					ctx, cancel := context.WithTimeout(n.ctx, dialLimit)
-					defer cancel()
-					gc, err := gonet.DialContextTCP(ctx, n.s, guest, ipv4.ProtocolNumber)
+					defer func() {
+						n.pubFlows.Add(-1)
+						n.lastPub.Store(time.Now().UnixNano())
+					}()
+					gc, err := n.dialGuest(guest)
 					if err != nil {
 						hc.Close()
 						return
@@ -446,6 +480,30 @@ func (n *Network) publish(p Publish) error {
 		go n.publishUDP(pc, guest)
 	}
 	return nil
+}
+
+// dialGuest connects to the guest's port, trying again while the guest
+// refuses for as long as Options.WaitGuest allows.
+func (n *Network) dialGuest(guest tcpip.FullAddress) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, max(dialLimit, n.wait))
+	defer cancel()
+	until := time.Now().Add(n.wait)
+	for {
+		gc, err := gonet.DialContextTCP(ctx, n.s, guest, ipv4.ProtocolNumber)
+		if err == nil || time.Now().After(until) || ctx.Err() != nil {
+			return gc, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Idle is how long no connection to a published TCP port has been open:
+// 0 while one is.
+func (n *Network) Idle() time.Duration {
+	if n.pubFlows.Load() > 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, n.lastPub.Load()))
 }
 
 // publishUDP relays datagrams from host clients to the guest port, one

@@ -106,16 +106,17 @@ func TestUserNetwork(t *testing.T) {
 
 func TestParsePublish(t *testing.T) {
 	for in, want := range map[string]Publish{
-		"8080:80":               {"tcp", "127.0.0.1:8080", 80},
-		"127.0.0.1:8080:80":     {"tcp", "127.0.0.1:8080", 80},
-		"127.0.0.2:5353:53/udp": {"udp", "127.0.0.2:5353", 53},
+		"8080:80":               {Proto: "tcp", HostAddr: "127.0.0.1:8080", GuestPort: 80},
+		"127.0.0.1:8080:80":     {Proto: "tcp", HostAddr: "127.0.0.1:8080", GuestPort: 80},
+		"127.0.0.2:5353:53/udp": {Proto: "udp", HostAddr: "127.0.0.2:5353", GuestPort: 53},
+		"fd:3:8080":             {Proto: "tcp", HostAddr: "fd:3", GuestPort: 8080, FD: 3},
 	} {
 		got, err := ParsePublish(in)
 		if err != nil || got != want {
 			t.Errorf("%s: %+v %v, want %+v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"80", "a:80", "8080:0", "8080:80/sctp", "host:8080:80", "99999:80"} {
+	for _, bad := range []string{"80", "a:80", "8080:0", "8080:80/sctp", "host:8080:80", "99999:80", "fd:1:80", "fd:x:80", "fd:3"} {
 		if _, err := ParsePublish(bad); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
@@ -405,4 +406,50 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// A listening socket handed over (mote serve's), with a connection
+// already waiting in its queue before the network exists, and a guest
+// that listens only later: the connection waits (Options.WaitGuest) and
+// is served, not reset. Idle says when no published connection is open.
+func TestHandedOverListenerWaitsForTheGuest(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.(*net.TCPListener).File()
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Dup(int(f.Fd())) // the network's to close
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client connects before anything accepts: the kernel queues it.
+	c, err := net.DialTimeout("tcp", l.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n, g := guestWith(t, "02:00:00:00:00:0e", []Publish{{Proto: "tcp", FD: fd, HostAddr: "fd", GuestPort: 80}}, Options{WaitGuest: 10 * time.Second}, maxFlows)
+	time.Sleep(300 * time.Millisecond) // the guest boots
+	if n.Idle() != 0 {
+		t.Errorf("Idle %v with a connection open", n.Idle())
+	}
+	gl, err := g.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gl.Close()
+	go serveTCP(gl, func(c net.Conn) { io.Copy(c, c); c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if !pinged(c) {
+		t.Fatal("the waiting connection was not served once the guest listened")
+	}
+	c.Close()
+	if !eventually(func() bool { return n.Idle() > 0 }) {
+		t.Error("Idle stays 0 after the last connection closed")
+	}
 }
