@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,6 +218,9 @@ func runServe(args []string, stdout, stderr io.Writer) (int, error) {
 	if err := s.apply(cfgs); err != nil {
 		return exitError, err
 	}
+	// Reading a large CONFIG leaves garbage that would stay mapped while
+	// every service idles: hand it back now.
+	debug.FreeOSMemory()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGHUP, unix.SIGTERM, unix.SIGINT)
 	go s.loop()
@@ -230,6 +234,7 @@ func runServe(args []string, stdout, stderr io.Writer) (int, error) {
 		if err == nil {
 			err = s.apply(cfgs)
 		}
+		debug.FreeOSMemory()
 		if err != nil {
 			fmt.Fprintf(s.log, "mote serve: reload: %v (the services run on as they were)\n", err)
 		} else {

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	benchreport "github.com/moteos/mote/bench/report"
 )
 
 // mote serve, end to end on spt (hvt where KVM is): the first connection
@@ -137,5 +143,133 @@ func TestServeConfigErrors(t *testing.T) {
 		if o := mote(t, "serve", config); o.status != exitUsage || !strings.Contains(o.stderr, tc.want) {
 			t.Errorf("%s: status %d, %q; want %d and %q", tc.config, o.status, o.stderr, exitUsage, tc.want)
 		}
+	}
+}
+
+// BenchmarkServe (bench/run serve): MOTE_SERVE_N services (default
+// 10,000), each on its own loopback address, registered in one mote
+// serve: its memory beside a mote serve of one service, its idle CPU, and
+// the first answer of 20 of them started cold, one after another. With
+// MOTE_SERVE_JSON set it writes its figures there and into
+// docs/benchmarks.md.
+func BenchmarkServe(b *testing.B) {
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("MOTE_SERVE_N")); err == nil && v > 0 {
+		n = v
+	}
+	target := "spt"
+	if kvmOK() {
+		target = "hvt"
+	}
+	dir := b.TempDir()
+	image := filepath.Join(dir, "httpd."+target)
+	build := exec.Command(moteBin, "build", "-t", target, "-o", image, "./examples/httpd")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("mote build: %v\n%s", err, out)
+	}
+	addr := func(i int) string { return fmt.Sprintf("127.1.%d.%d:8080", i/250, 1+i%250) }
+	serve := func(k int) (*exec.Cmd, func()) {
+		var svcs []string
+		for i := 0; i < k; i++ {
+			svcs = append(svcs, fmt.Sprintf(`{"name": "s%d", "image": %q, "target": %q, "memory": "32M", "ports": ["%s:8080"], "idle": "2s"}`, i, image, target, addr(i)))
+		}
+		config := filepath.Join(dir, fmt.Sprintf("serve-%d.json", k))
+		os.WriteFile(config, []byte(`{"services": [`+strings.Join(svcs, ",\n")+`]}`), 0o644)
+		cmd := exec.Command(moteBin, "serve", config)
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		// Listening when every socket is open (one descriptor each).
+		for end := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid))
+			if len(fds) >= k+3 {
+				break
+			}
+			if time.Now().After(end) {
+				b.Fatalf("mote serve opened %d descriptors of %d", len(fds), k+3)
+			}
+		}
+		time.Sleep(time.Second)
+		return cmd, func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
+	}
+	pssKiB := func(pid int) float64 {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "Pss:" {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				return v
+			}
+		}
+		return 0
+	}
+	ticks := func(pid int) float64 {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		u, _ := strconv.ParseFloat(f[11], 64)
+		s, _ := strconv.ParseFloat(f[12], 64)
+		return u + s
+	}
+	for it := 0; it < b.N; it++ {
+		one, stop := serve(1)
+		base := pssKiB(one.Process.Pid)
+		stop()
+		many, stop := serve(n)
+		all := pssKiB(many.Process.Pid)
+		t0 := ticks(many.Process.Pid)
+		time.Sleep(10 * time.Second)
+		idleCPU := ticks(many.Process.Pid) - t0 // ticks in 10 s: % of one CPU ×10
+		hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		var firsts []float64
+		for k := 0; k < 20; k++ {
+			i := k * (n / 20)
+			began := time.Now()
+			resp, err := hc.Get("http://" + addr(i) + "/")
+			if err != nil {
+				b.Fatalf("service %d: %v", i, err)
+			}
+			resp.Body.Close()
+			firsts = append(firsts, float64(time.Since(began).Microseconds())/1000)
+		}
+		stop()
+		sort.Float64s(firsts)
+		perService := (all - base) / float64(n-1) // KiB
+		r := serveResult{Services: n, Target: target, ServeBaseMiB: base / 1024, ServeAllMiB: all / 1024, PerServiceKiB: perService,
+			IdleCPUPercent: idleCPU / 10, FirstAnswerMs: firsts[len(firsts)/2], FirstAnswerMinMs: firsts[0], FirstAnswerMaxMs: firsts[len(firsts)-1]}
+		b.ReportMetric(perService, "KiB/idle-service")
+		b.ReportMetric(r.FirstAnswerMs, "ms/first-answer")
+		b.ReportMetric(r.IdleCPUPercent, "%CPU-idle")
+		writeServeResult(b, r)
+	}
+}
+
+type serveResult struct {
+	Date, Machine, Target                    string
+	Services                                 int
+	ServeBaseMiB, ServeAllMiB, PerServiceKiB float64
+	IdleCPUPercent                           float64
+	FirstAnswerMs, FirstAnswerMinMs          float64
+	FirstAnswerMaxMs                         float64
+}
+
+func writeServeResult(b *testing.B, r serveResult) {
+	out := os.Getenv("MOTE_SERVE_JSON")
+	if out == "" {
+		return
+	}
+	r.Date, r.Machine = time.Now().UTC().Format("2006-01-02"), benchreport.Machine()
+	js, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(out, append(js, '\n'), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	body := fmt.Sprintf("Measured %s on %s: %d services in one mote serve (each its own loopback address, examples/httpd on %s, 32 MiB, idle 2 s).\n\n"+
+		"| figure | value |\n|---|---|\n"+
+		"| mote serve with 1 service, PSS | %.1f MiB |\n| with %d services registered, idle, PSS | %.1f MiB |\n| per idle service beyond the server | %.1f KiB (%d together: %.1f MiB) |\n"+
+		"| mote serve's CPU while all are idle (10 s) | %.2f%% of one CPU |\n| first answer of a cold service (20 of them, one after another; Go client, new connection) | %.0f ms median (%.0f–%.0f) |\n",
+		r.Date, r.Machine, r.Services, r.Target, r.ServeBaseMiB, r.Services, r.ServeAllMiB, r.PerServiceKiB, r.Services, r.PerServiceKiB*float64(r.Services)/1024,
+		r.IdleCPUPercent, r.FirstAnswerMs, r.FirstAnswerMinMs, r.FirstAnswerMaxMs)
+	if err := benchreport.Splice("../../docs/benchmarks.md", "serve", body); err != nil {
+		b.Fatal(err)
 	}
 }
