@@ -172,13 +172,14 @@ type demand struct {
 // service is one service's state.
 type service struct {
 	cfg      serviceConfig
-	socks    []*os.File // its listening sockets, in cfg.Ports' order
-	guest    []string   // the guest port of each
-	cmd      *exec.Cmd  // the running unikernel, or nil
-	stopping bool       // mote serve asked it to stop
-	removed  bool       // no longer in CONFIG
-	failures int        // failed starts or runs in a row
-	retryAt  time.Time  // no start before this, after a failure
+	socks    []*os.File    // its listening sockets, in cfg.Ports' order
+	guest    []string      // the guest port of each
+	cmd      *exec.Cmd     // the running unikernel, or nil
+	ended    chan struct{} // closed when cmd has ended
+	stopping bool          // mote serve asked it to stop
+	removed  bool          // no longer in CONFIG
+	failures int           // failed starts or runs in a row
+	retryAt  time.Time     // no start before this, after a failure
 }
 
 func runServe(args []string, stdout, stderr io.Writer) (int, error) {
@@ -428,10 +429,13 @@ func (s *demand) start(sv *service) {
 		return
 	}
 	sv.cmd, sv.stopping = cmd, false
+	ended := make(chan struct{})
+	sv.ended = ended
 	s.mx.started(c.Name)
 	fmt.Fprintf(s.log, "mote serve: %s: started (pid %d)\n", c.Name, cmd.Process.Pid)
 	go func() {
 		cmd.Wait()
+		defer close(ended)
 		status := cmd.ProcessState.ExitCode()
 		if ws, ok := cmd.ProcessState.Sys().(unix.WaitStatus); ok && ws.Signaled() {
 			status = 128 + int(ws.Signal())
@@ -472,25 +476,25 @@ func (s *demand) failed(sv *service) {
 // stopAll stops every unikernel, as mote stop would, and waits for them.
 func (s *demand) stopAll() {
 	s.mu.Lock()
+	var ends []chan struct{}
 	var cmds []*exec.Cmd
 	for _, sv := range s.svcs {
 		sv.removed = true
 		if sv.cmd != nil {
 			sv.stopping = true
 			sv.cmd.Process.Signal(unix.SIGTERM)
-			cmds = append(cmds, sv.cmd)
+			ends, cmds = append(ends, sv.ended), append(cmds, sv.cmd)
 		}
 	}
 	s.mu.Unlock()
 	deadline := time.Now().Add(spt.StopGrace + 2*time.Second)
-	for _, c := range cmds {
-		for c.ProcessState == nil && time.Now().Before(deadline) {
-			if err := unix.Kill(c.Process.Pid, 0); err != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+	for i, e := range ends {
+		select {
+		case <-e:
+		case <-time.After(time.Until(deadline)):
+			cmds[i].Process.Kill() // mote kills its guest after StopGrace itself; this is the last resort
+			<-e
 		}
-		c.Process.Kill()
 	}
 }
 
