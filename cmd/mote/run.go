@@ -513,15 +513,22 @@ func (o runOptions) fileTree(nics []nicDev) (*vfs.FS, func(), error) {
 // stopWhenIdle ends the guest as SIGTERM does (mote passes it on, and
 // kills a guest that has not ended after spt.StopGrace) once no
 // connection to a published port has been open for idle.
+//
+// It stops accepting first: a connection that comes while the guest
+// shuts down then waits in the socket's queue (mote serve starts the
+// next guest for it) instead of reaching a guest that is leaving; one
+// accepted just before is served to its end before the guest stops.
 func stopWhenIdle(un *usernet.Network, idle time.Duration) {
 	go func() {
-		for {
-			time.Sleep(min(idle, time.Second) / 4)
-			if un.Idle() >= idle {
-				unix.Kill(os.Getpid(), unix.SIGTERM)
-				return
-			}
+		tick := min(idle, time.Second) / 4
+		for un.Idle() < idle {
+			time.Sleep(tick)
 		}
+		un.StopAccepting()
+		for un.Idle() == 0 {
+			time.Sleep(tick)
+		}
+		unix.Kill(os.Getpid(), unix.SIGTERM)
 	}()
 }
 

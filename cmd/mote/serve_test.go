@@ -273,3 +273,38 @@ func writeServeResult(b *testing.B, r serveResult) {
 		b.Fatal(err)
 	}
 }
+
+// Idle stops racing new connections: requests spaced around the idle
+// time (1 s) catch the unikernel as it stops and as it starts; none may
+// be lost.
+func TestServeNoConnectionLostAtIdleStop(t *testing.T) {
+	target := "spt"
+	if kvmOK() {
+		target = "hvt"
+	}
+	dir := t.TempDir()
+	image := filepath.Join(dir, "httpd."+target)
+	if o := mote(t, "build", "-t", target, "-o", image, "./examples/httpd"); o.status != 0 {
+		t.Fatalf("mote build: %s", o.stderr)
+	}
+	port := freePort(t, "tcp")
+	config := filepath.Join(dir, "serve.json")
+	os.WriteFile(config, fmt.Appendf(nil, `{"services": [{"name": "web", "image": %q, "target": %q, "memory": "32M", "ports": ["127.0.0.1:%d:8080"], "idle": "1s"}]}`, image, target, port), 0o644)
+	s := start(t, "serve", config)
+	waitFor(t, "mote serve's socket", func() bool { return strings.Contains(readNetTCP(), fmt.Sprintf(":%04X", port)) })
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	gaps := []time.Duration{900, 1000, 1100, 1200, 950, 1050, 1150, 1000, 1250, 1100}
+	for i, g := range gaps {
+		resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			t.Fatalf("request %d lost: %v\nmote serve:\n%s", i, err, s.stderr)
+		}
+		resp.Body.Close()
+		time.Sleep(g * time.Millisecond)
+	}
+	if n := strings.Count(s.stderr.String(), "web: started"); n < 2 {
+		t.Errorf("started %d times: the requests never met an idle stop", n)
+	} else {
+		t.Logf("%d requests across %d starts, none lost", len(gaps), n)
+	}
+}

@@ -134,6 +134,7 @@ type Network struct {
 	pubFlows atomic.Int64 // connections from host clients to published TCP ports open
 	pubUDP   atomic.Int64 // host clients of published UDP ports with a flow open
 	lastPub  atomic.Int64 // when a published TCP connection last began or ended (Unix ns)
+	pubLs    []net.Listener // the published TCP ports' listeners
 	wait     time.Duration
 	s        *stack.Stack
 	guestFD  int
@@ -443,6 +444,9 @@ func (n *Network) publish(p Publish) error {
 			return fmt.Errorf("usernet: publish %s: %w", p.HostAddr, err)
 		}
 		n.track(l)
+		n.mu.Lock()
+		n.pubLs = append(n.pubLs, l)
+		n.mu.Unlock()
 		go func() {
 			for {
 				hc, err := l.Accept()
@@ -494,6 +498,18 @@ func (n *Network) dialGuest(guest tcpip.FullAddress) (net.Conn, error) {
 			return gc, err
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// StopAccepting closes the published TCP ports' listeners: connections
+// that come after it wait in the kernel's queue of a socket someone else
+// also holds (mote serve's), for the next guest, rather than reach one
+// that is about to stop. Open connections are not touched.
+func (n *Network) StopAccepting() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, l := range n.pubLs {
+		l.Close()
 	}
 }
 
