@@ -127,13 +127,13 @@ func ParsePublish(s string) (Publish, error) {
 
 // Network is one guest's user-mode network.
 type Network struct {
-	maxFlows int64        // maxFlows, unless a test lowers it
-	noHost   bool         // Options.NoHost
-	tcpFlows atomic.Int64 // outbound connections open
-	udpFlows atomic.Int64 // outbound UDP flows open
-	pubFlows atomic.Int64 // connections from host clients to published TCP ports open
-	pubUDP   atomic.Int64 // host clients of published UDP ports with a flow open
-	lastPub  atomic.Int64 // when a published TCP connection last began or ended (Unix ns)
+	maxFlows int64          // maxFlows, unless a test lowers it
+	noHost   bool           // Options.NoHost
+	tcpFlows atomic.Int64   // outbound connections open
+	udpFlows atomic.Int64   // outbound UDP flows open
+	pubFlows atomic.Int64   // connections from host clients to published TCP ports open
+	pubUDP   atomic.Int64   // host clients of published UDP ports with a flow open
+	lastPub  atomic.Int64   // when a published TCP connection last began or ended (Unix ns)
 	pubLs    []net.Listener // the published TCP ports' listeners
 	wait     time.Duration
 	s        *stack.Stack
