@@ -52,7 +52,8 @@ default) or spt; idle defaults to 5m.
 
 flags:
   --metrics ADDR         serve Prometheus metrics at http://ADDR/metrics: per
-                         service, up, starts, failed starts, exits by reason
+                         service, up, starts, failures, exits by reason, run
+                         times, CPU seconds, resident memory
 `
 
 // serviceConfig is one service of mote serve's CONFIG.
@@ -179,6 +180,7 @@ type service struct {
 	stopping bool          // mote serve asked it to stop
 	removed  bool          // no longer in CONFIG
 	failures int           // failed starts or runs in a row
+	cpuDone  float64       // CPU seconds of ended runs (mote and its guest)
 	retryAt  time.Time     // no start before this, after a failure
 }
 
@@ -213,7 +215,7 @@ func runServe(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	defer unix.Close(epfd)
 	s := &demand{self: self, log: stderr, epfd: epfd, svcs: map[string]*service{}, byFD: map[int]*service{}, socks: map[string]*os.File{}}
-	if s.mx, err = startServeMetrics(*metricsAddr); err != nil {
+	if s.mx, err = startServeMetrics(*metricsAddr, s); err != nil {
 		return exitUsage, err
 	}
 	if err := s.apply(cfgs); err != nil {
@@ -443,7 +445,9 @@ func (s *demand) start(sv *service) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		sv.cmd = nil
-		s.mx.exited(c.Name, status)
+		// wait4's usage counts the guest process too (mote waited for it).
+		sv.cpuDone += (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+		s.mx.exited(c.Name, status, time.Since(began))
 		// Status 143: it ended on SIGTERM (idle, or asked), as a Go
 		// program does that does not catch it.
 		if status == 0 || status == 143 || sv.stopping {
@@ -533,13 +537,20 @@ func (p *prefixWriter) flush() {
 
 // serveMetrics are mote serve's figures, per service.
 type serveMetrics struct {
+	d        *demand
 	up       *prometheus.GaugeVec
 	starts   *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	exits    *prometheus.CounterVec
+	runTime  *prometheus.HistogramVec
 }
 
-func startServeMetrics(addr string) (*serveMetrics, error) {
+var (
+	descServeCPU = prometheus.NewDesc("mote_serve_cpu_seconds_total", "CPU time of the service's unikernels (mote and its guest), ended runs and the running one.", []string{"service"}, nil)
+	descServeRSS = prometheus.NewDesc("mote_serve_resident_bytes", "Resident memory of the service's running unikernel (0 when none runs).", []string{"service"}, nil)
+)
+
+func startServeMetrics(addr string, d *demand) (*serveMetrics, error) {
 	if addr == "" {
 		return nil, nil
 	}
@@ -548,17 +559,41 @@ func startServeMetrics(addr string) (*serveMetrics, error) {
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
 	m := &serveMetrics{
+		d:        d,
 		up:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mote_serve_up", Help: "1 while the service's unikernel runs."}, []string{"service"}),
 		starts:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mote_serve_starts_total", Help: "Starts of the service's unikernel."}, []string{"service"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mote_serve_failures_total", Help: "Failed starts or runs (a failing status)."}, []string{"service"}),
 		exits:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mote_serve_exits_total", Help: "Exits by reason, as mote run --metrics names them."}, []string{"service", "reason"}),
+		runTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mote_serve_run_seconds", Help: "How long each run of the service's unikernel lasted, from its start to its end.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 4, 10)}, []string{"service"}),
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m.up, m.starts, m.failures, m.exits)
+	reg.MustRegister(m.up, m.starts, m.failures, m.exits, m.runTime, m)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
 	return m, nil
+}
+
+func (m *serveMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descServeCPU
+	ch <- descServeRSS
+}
+
+// Collect reads the running unikernels' usage from /proc when scraped.
+func (m *serveMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.d.mu.Lock()
+	defer m.d.mu.Unlock()
+	for name, sv := range m.d.svcs {
+		cpu, rss := sv.cpuDone, 0.0
+		if sv.cmd != nil {
+			u := usageOf(sv.cmd.Process.Pid)
+			cpu += float64(u.ticks) / 100
+			rss = float64(u.rss)
+		}
+		ch <- prometheus.MustNewConstMetric(descServeCPU, prometheus.CounterValue, cpu, name)
+		ch <- prometheus.MustNewConstMetric(descServeRSS, prometheus.GaugeValue, rss, name)
+	}
 }
 
 func (m *serveMetrics) service(name string) {
@@ -575,10 +610,11 @@ func (m *serveMetrics) started(name string) {
 	}
 }
 
-func (m *serveMetrics) exited(name string, status int) {
+func (m *serveMetrics) exited(name string, status int, ran time.Duration) {
 	if m != nil {
 		m.up.WithLabelValues(name).Set(0)
 		m.exits.WithLabelValues(name, exitReason(status, nil)).Inc()
+		m.runTime.WithLabelValues(name).Observe(ran.Seconds())
 	}
 }
 

@@ -44,9 +44,26 @@ func TestServeOnDemand(t *testing.T) {
 		return fmt.Sprintf(`{"name": %q, "image": %q, "target": %q, "memory": "32M", "ports": ["127.0.0.1:%d:8080"], "idle": "1s"}`, name, img, target, port)
 	}
 	write(svc("web", filepath.Base(image), web), svc("bad", "not-an-image", bad))
-	s := start(t, "serve", config)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	s := start(t, "serve", "--metrics", metricsAddr, config)
 
 	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	// metric is a sample's value in mote serve's metrics, or -1.
+	metric := func(sample string) float64 {
+		resp, err := hc.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, sample+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return -1
+	}
 	get := func(port int) (string, error) {
 		resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/api/info", port))
 		if err != nil {
@@ -82,8 +99,23 @@ func TestServeOnDemand(t *testing.T) {
 		}
 	}
 	cold("first start")
+	if v := metric(`mote_serve_starts_total{service="web"}`); v != 1 {
+		t.Errorf("starts_total %v, want 1", v)
+	}
+	if v := metric(`mote_serve_resident_bytes{service="web"}`); v < 1<<20 {
+		t.Errorf("resident_bytes of the running unikernel: %v", v)
+	}
 	// Idle for 1 s: it stops; the next clients start it again.
 	waitFor(t, "the idle stop", func() bool { return strings.Count(s.stderr.String(), "web: stopped after") == 1 })
+	if v := metric(`mote_serve_exits_total{reason="exit",service="web"}`); v != 1 {
+		t.Errorf("exits_total{reason=exit} %v, want 1", v)
+	}
+	if v := metric(`mote_serve_cpu_seconds_total{service="web"}`); v <= 0 {
+		t.Errorf("cpu_seconds_total after a run: %v", v)
+	}
+	if v := metric(`mote_serve_run_seconds_count{service="web"}`); v != 1 {
+		t.Errorf("run_seconds_count %v, want 1", v)
+	}
 	cold("second start")
 	if n := strings.Count(s.stderr.String(), "web: started"); n != 2 {
 		t.Errorf("web started %d times, want 2:\n%s", n, s.stderr)
@@ -94,6 +126,9 @@ func TestServeOnDemand(t *testing.T) {
 		t.Error("a client of a service that cannot start was answered")
 	}
 	waitFor(t, "the failure's log", func() bool { return strings.Contains(s.stderr.String(), "bad: next start in 1s") })
+	if v := metric(`mote_serve_failures_total{service="bad"}`); v != 1 {
+		t.Errorf("failures_total of the bad service: %v, want 1", v)
+	}
 	if _, err := get(bad); err == nil {
 		t.Error("a client during the retry wait was answered")
 	}
